@@ -1,0 +1,87 @@
+# Makefile for pgbr: the extension pgbr.so (PGXS), the repository server
+# pgbr-server and the tool pgbr.
+#
+#   make              build everything
+#   make install      install all three where PostgreSQL's programs are
+#   make unit         build and run the unit tests of common/
+#   make PROFILE=-Werror   what CI does: warnings are errors
+
+EXTENSION = pgbr
+EXTVERSION = 0.1
+MODULE_big = pgbr
+DATA = sql/pgbr--$(EXTVERSION).sql
+PGFILEDESC = "pgbr - WAL archiving and backups over mutual TLS"
+
+# common/ code linked into the backend (pgbr_log is frontend only)
+COMMON_SRCS = $(filter-out common/pgbr_log.c, $(sort $(wildcard common/pgbr_*.c)))
+EXT_SRCS = $(sort $(wildcard extension/*.c))
+OBJS = $(EXT_SRCS:.c=.o) $(COMMON_SRCS:.c=.o)
+
+PG_CPPFLAGS = -I$(srcdir)/common
+SHLIB_LINK = -lssl -lcrypto -lzstd
+
+# no LLVM bitcode: the JIT has nothing to gain from this code
+override with_llvm := no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---- frontend programs: no server include path, -DFRONTEND ----
+
+FE_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir)
+FE_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wmissing-prototypes -Wformat-security -Wno-format-truncation \
+	-D_GNU_SOURCE -DFRONTEND -Icommon -I$(FE_INCLUDEDIR) $(PROFILE) $(FE_EXTRA_CFLAGS)
+FE_LIBS = -lssl -lcrypto -lzstd -lpthread
+
+FE_COMMON_OBJS = $(patsubst common/%.c, common/fe/%.o, $(sort $(wildcard common/pgbr_*.c)))
+SERVER_OBJS = $(patsubst %.c, %.fe.o, $(sort $(wildcard repo-server/*.c)))
+TOOL_OBJS = $(patsubst %.c, %.fe.o, $(sort $(wildcard tool/*.c)))
+COMMON_HDRS = $(wildcard common/*.h)
+
+common/fe/%.o: common/%.c $(COMMON_HDRS)
+	@mkdir -p common/fe
+	$(CC) $(FE_CFLAGS) -c -o $@ $<
+
+repo-server/%.fe.o: repo-server/%.c $(COMMON_HDRS) $(wildcard repo-server/*.h)
+	$(CC) $(FE_CFLAGS) -c -o $@ $<
+
+tool/%.fe.o: tool/%.c $(COMMON_HDRS) $(wildcard tool/*.h)
+	$(CC) $(FE_CFLAGS) -c -o $@ $<
+
+pgbr-server: $(SERVER_OBJS) $(FE_COMMON_OBJS)
+	$(CC) $(FE_CFLAGS) -o $@ $^ $(FE_LIBS)
+
+pgbr: $(TOOL_OBJS) $(FE_COMMON_OBJS)
+	$(CC) $(FE_CFLAGS) -o $@ $^ -L$(shell $(PG_CONFIG) --libdir) -lpq $(FE_LIBS)
+
+all: pgbr-server pgbr
+
+install: install-programs
+
+install-programs: pgbr-server pgbr
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) pgbr-server '$(DESTDIR)$(bindir)/pgbr-server'
+	$(INSTALL_PROGRAM) pgbr '$(DESTDIR)$(bindir)/pgbr'
+
+uninstall: uninstall-programs
+
+uninstall-programs:
+	rm -f '$(DESTDIR)$(bindir)/pgbr-server' '$(DESTDIR)$(bindir)/pgbr'
+
+# ---- unit tests of common/ ----
+
+UNIT_SRCS = $(sort $(wildcard regress/unit/test_*.c))
+UNIT_BINS = $(UNIT_SRCS:.c=)
+
+regress/unit/%: regress/unit/%.c regress/unit/unit.h $(FE_COMMON_OBJS)
+	$(CC) $(FE_CFLAGS) -Iregress/unit -o $@ $< $(FE_COMMON_OBJS) $(FE_LIBS)
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; ./$$t || fail=1; done; \
+	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
+
+.PHONY: unit install-programs uninstall-programs
+
+EXTRA_CLEAN = pgbr-server pgbr common/fe repo-server/*.fe.o tool/*.fe.o $(UNIT_BINS) tmp_check

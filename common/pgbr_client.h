@@ -1,0 +1,54 @@
+/*
+ * pgbr_client.h
+ *		The client side of the protocol, shared by the extension and the
+ *		pgbr tool: opening an authorised session from the host's
+ *		configuration, and the requests both of them make.
+ */
+#ifndef PGBR_CLIENT_H
+#define PGBR_CLIENT_H
+
+#include "pgbr_config.h"
+#include "pgbr_conn.h"
+
+/* TLS context from repo1-host-cert-file, -key-file, -ca-file */
+extern SSL_CTX *pgbr_client_tls_ctx(const PgbrConfig *cfg, bool need_cert, PgbrError *err);
+
+extern SSL_CTX *pgbr_client_tls_ctx_files(const char *cert, const char *key, const char *ca,
+										  PgbrError *err);
+
+/*
+ * Connects to repo1-host:repo1-host-port and, when stanza is not NULL,
+ * opens a session for it (HELLO).  io-timeout bounds every wait.
+ */
+extern PgbrConn *pgbr_client_open(const PgbrConfig *cfg, SSL_CTX *ctx, const char *program,
+								  const char *stanza, PgbrWaitFn wait, void *wait_arg,
+								  PgbrError *err);
+
+/* PING: fills the server's version string */
+extern bool pgbr_client_ping(PgbrConn *conn, char *version, size_t len, PgbrError *err);
+
+extern bool pgbr_client_stanza_create(PgbrConn *conn, const PgbrStanzaMsg *m, PgbrError *err);
+extern bool pgbr_client_stanza_get(PgbrConn *conn, PgbrStanzaMsg *m, PgbrError *err);
+
+/*
+ * Sends a WAL file: WAL_PUT, its content compressed as configured, END
+ * with the SHA-256 of the raw content.  Does not wait for the answer (so
+ * several can be in flight): collect it with pgbr_conn_expect_ok.
+ * workers > 0 lets zstd compress on that many threads.
+ */
+extern bool pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *path,
+								 PgbrCompress compress, int level, int workers,
+								 PgbrError *err);
+
+/*
+ * Fetches a WAL file into fd, decompressing and verifying its checksum.
+ * Returns false with code PGBR_ERR_NOT_FOUND when the repository lacks it.
+ */
+extern bool pgbr_client_wal_get(PgbrConn *conn, const char *name, int fd, const char *path,
+								PgbrError *err);
+
+/* WAL_FIND: true in *found when the repository holds the file */
+extern bool pgbr_client_wal_find(PgbrConn *conn, const char *name, bool *found,
+								 PgbrError *err);
+
+#endif							/* PGBR_CLIENT_H */

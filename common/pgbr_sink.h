@@ -1,0 +1,54 @@
+/*
+ * pgbr_sink.h
+ *		The push pipeline: a chain of stages, each taking bytes with write()
+ *		and passing its output to the next stage.  finish() flushes a stage
+ *		and then finishes the next one.  Files and WAL flow through such a
+ *		chain (read -> checksum -> compress -> frames), so memory stays
+ *		bounded by the chunk size whatever the file size.
+ */
+#ifndef PGBR_SINK_H
+#define PGBR_SINK_H
+
+#include "pgbr_buf.h"
+#include "pgbr_checksum.h"
+
+typedef struct PgbrSink PgbrSink;
+
+struct PgbrSink
+{
+	bool		(*write) (PgbrSink *self, const uint8_t *data, size_t len, PgbrError *err);
+	bool		(*finish) (PgbrSink *self, PgbrError *err);
+	void		(*destroy) (PgbrSink *self);
+	PgbrSink   *next;			/* NULL: output is discarded */
+	uint64_t	bytes_in;		/* counted by pgbr_sink_write */
+};
+
+extern bool pgbr_sink_write(PgbrSink *sink, const void *data, size_t len, PgbrError *err);
+extern bool pgbr_sink_finish(PgbrSink *sink, PgbrError *err);
+/* frees this stage only; _free(NULL) is a no-op */
+extern void pgbr_sink_free(PgbrSink *sink);
+/* frees this stage and every stage after it */
+extern void pgbr_sink_free_chain(PgbrSink *sink);
+
+/* passes data through unchanged, computing SHA-256 and counting bytes */
+extern PgbrSink *pgbr_sink_sha256_create(PgbrSink *next, PgbrError *err);
+/* valid after finish */
+extern void pgbr_sink_sha256_result(PgbrSink *sink, uint8_t out[PGBR_SHA256_LEN]);
+
+/* zstd; workers > 0 compresses on that many threads when libzstd can */
+extern PgbrSink *pgbr_sink_zstd_compress_create(int level, int workers, PgbrSink *next,
+												PgbrError *err);
+/* fails on corrupt input, and at finish on truncated input */
+extern PgbrSink *pgbr_sink_zstd_decompress_create(PgbrSink *next, PgbrError *err);
+
+/* appends to a buffer (tests, small files) */
+extern PgbrSink *pgbr_sink_buf_create(PgbrBuf *buf);
+
+/* writes to a file descriptor; name is used in error messages */
+extern PgbrSink *pgbr_sink_fd_create(int fd, const char *name);
+
+/* keeps the first `want` bytes seen in a buffer and passes everything on */
+extern PgbrSink *pgbr_sink_peek_create(size_t want, PgbrSink *next);
+extern const uint8_t *pgbr_sink_peek_data(PgbrSink *sink, size_t *len);
+
+#endif							/* PGBR_SINK_H */

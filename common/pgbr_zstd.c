@@ -1,0 +1,191 @@
+/*
+ * pgbr_zstd.c
+ *		Streaming zstd compression and decompression stages for the
+ *		pipeline of pgbr_sink.h.
+ */
+#include "pgbr_sink.h"
+
+#include <zstd.h>
+
+typedef struct ZstdSink
+{
+	PgbrSink	base;
+	ZSTD_CCtx  *cctx;
+	ZSTD_DCtx  *dctx;
+	uint8_t    *out;
+	size_t		outsize;
+	bool		frame_done;		/* decompress: last frame fully decoded */
+	bool		any_input;
+} ZstdSink;
+
+static bool
+zc_write(PgbrSink *self, const uint8_t *data, size_t len, PgbrError *err)
+{
+	ZstdSink   *s = (ZstdSink *) self;
+	ZSTD_inBuffer in = {data, len, 0};
+
+	while (in.pos < in.size)
+	{
+		ZSTD_outBuffer out = {s->out, s->outsize, 0};
+		size_t		rc = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_continue);
+
+		if (ZSTD_isError(rc))
+			return pgbr_error_set(err, PGBR_ERR_COMPRESS, "zstd compression failed: %s",
+								  ZSTD_getErrorName(rc));
+		if (out.pos > 0 && !pgbr_sink_write(self->next, s->out, out.pos, err))
+			return false;
+	}
+	return true;
+}
+
+static bool
+zc_finish(PgbrSink *self, PgbrError *err)
+{
+	ZstdSink   *s = (ZstdSink *) self;
+	ZSTD_inBuffer in = {NULL, 0, 0};
+	size_t		rc;
+
+	do
+	{
+		ZSTD_outBuffer out = {s->out, s->outsize, 0};
+
+		rc = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_end);
+		if (ZSTD_isError(rc))
+			return pgbr_error_set(err, PGBR_ERR_COMPRESS, "zstd compression failed: %s",
+								  ZSTD_getErrorName(rc));
+		if (out.pos > 0 && !pgbr_sink_write(self->next, s->out, out.pos, err))
+			return false;
+	} while (rc != 0);
+	return pgbr_sink_finish(self->next, err);
+}
+
+static void
+zstd_destroy(PgbrSink *self)
+{
+	ZstdSink   *s = (ZstdSink *) self;
+
+	ZSTD_freeCCtx(s->cctx);
+	ZSTD_freeDCtx(s->dctx);
+	pgbr_free(s->out);
+}
+
+static ZstdSink *
+zstd_sink_alloc(size_t outsize, PgbrSink *next, PgbrError *err)
+{
+	ZstdSink   *s = pgbr_malloc(sizeof(ZstdSink));
+
+	if (s == NULL)
+	{
+		pgbr_error_set(err, PGBR_ERR_MEMORY, "out of memory");
+		return NULL;
+	}
+	memset(s, 0, sizeof(ZstdSink));
+	s->base.destroy = zstd_destroy;
+	s->base.next = next;
+	s->outsize = outsize;
+	s->out = pgbr_malloc(outsize);
+	if (s->out == NULL)
+	{
+		pgbr_free(s);
+		pgbr_error_set(err, PGBR_ERR_MEMORY, "out of memory");
+		return NULL;
+	}
+	return s;
+}
+
+PgbrSink *
+pgbr_sink_zstd_compress_create(int level, int workers, PgbrSink *next, PgbrError *err)
+{
+	ZstdSink   *s = zstd_sink_alloc(ZSTD_CStreamOutSize(), next, err);
+
+	if (s == NULL)
+		return NULL;
+	s->base.write = zc_write;
+	s->base.finish = zc_finish;
+	s->cctx = ZSTD_createCCtx();
+	if (s->cctx == NULL ||
+		ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, level)) ||
+		ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1)))
+	{
+		pgbr_sink_free(&s->base);
+		pgbr_error_set(err, PGBR_ERR_COMPRESS, "could not create zstd compressor at level %d",
+					   level);
+		return NULL;
+	}
+	/* a libzstd built without threads refuses this: compress on one then */
+	if (workers > 0)
+		(void) ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_nbWorkers, workers);
+	return &s->base;
+}
+
+static bool
+zd_write(PgbrSink *self, const uint8_t *data, size_t len, PgbrError *err)
+{
+	ZstdSink   *s = (ZstdSink *) self;
+	ZSTD_inBuffer in = {data, len, 0};
+
+	s->any_input = true;
+	while (in.pos < in.size)
+	{
+		ZSTD_outBuffer out = {s->out, s->outsize, 0};
+		size_t		rc = ZSTD_decompressStream(s->dctx, &out, &in);
+
+		if (ZSTD_isError(rc))
+			return pgbr_error_set(err, PGBR_ERR_FORMAT,
+								  "zstd data is corrupt: %s", ZSTD_getErrorName(rc));
+		s->frame_done = (rc == 0);
+		if (out.pos > 0 && !pgbr_sink_write(self->next, s->out, out.pos, err))
+			return false;
+	}
+
+	/*
+	 * Drain output still buffered in the decoder: with a full output
+	 * buffer, zstd may hold back data even after consuming all input.
+	 */
+	for (;;)
+	{
+		ZSTD_outBuffer out = {s->out, s->outsize, 0};
+		ZSTD_inBuffer none = {NULL, 0, 0};
+		size_t		rc = ZSTD_decompressStream(s->dctx, &out, &none);
+
+		if (ZSTD_isError(rc))
+			return pgbr_error_set(err, PGBR_ERR_FORMAT,
+								  "zstd data is corrupt: %s", ZSTD_getErrorName(rc));
+		if (out.pos == 0)
+			break;
+		s->frame_done = (rc == 0);
+		if (!pgbr_sink_write(self->next, s->out, out.pos, err))
+			return false;
+	}
+	return true;
+}
+
+static bool
+zd_finish(PgbrSink *self, PgbrError *err)
+{
+	ZstdSink   *s = (ZstdSink *) self;
+
+	if (!s->any_input || !s->frame_done)
+		return pgbr_error_set(err, PGBR_ERR_FORMAT,
+							  "zstd data is truncated");
+	return pgbr_sink_finish(self->next, err);
+}
+
+PgbrSink *
+pgbr_sink_zstd_decompress_create(PgbrSink *next, PgbrError *err)
+{
+	ZstdSink   *s = zstd_sink_alloc(ZSTD_DStreamOutSize(), next, err);
+
+	if (s == NULL)
+		return NULL;
+	s->base.write = zd_write;
+	s->base.finish = zd_finish;
+	s->dctx = ZSTD_createDCtx();
+	if (s->dctx == NULL)
+	{
+		pgbr_sink_free(&s->base);
+		pgbr_error_set(err, PGBR_ERR_COMPRESS, "could not create zstd decompressor");
+		return NULL;
+	}
+	return &s->base;
+}

@@ -1,0 +1,364 @@
+/*
+ * wal.c
+ *		Stanza identity and WAL requests: push, get, find.
+ *
+ * A pushed file is stored as received (compressed at the source) under a
+ * name carrying the SHA-256 of its raw content.  Before it is
+ * acknowledged the server decompresses the stream, checks the checksum
+ * sent after the data, checks the segment header against the stanza's
+ * cluster, and makes the file durable: damage in transit and WAL of
+ * another cluster never reach the archive.
+ */
+#include "server.h"
+#include "repo.h"
+#include "pgbr_wal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static bool
+load_stanza(Session *sess, PgbrStanzaMsg *m, PgbrError *err)
+{
+	bool		exists;
+
+	if (!repo_stanza_read(sess->s->repo_path, sess->stanza, m, &exists, err))
+		return false;
+	if (!exists)
+	{
+		pgbr_error_set(err, PGBR_ERR_STANZA_MISSING,
+					   "stanza \"%s\" does not exist in the repository", sess->stanza);
+		pgbr_error_hint(err, "Run \"pgbr --stanza=%s stanza-create\" (or SELECT pgbr_stanza_create()) on the primary.",
+						sess->stanza);
+		return false;
+	}
+	return true;
+}
+
+bool
+stanza_handle_create(Session *sess)
+{
+	PgbrStanzaMsg m;
+	PgbrError	err;
+	bool		created;
+
+	pgbr_error_init(&err);
+	if (!pgbr_stanza_decode(sess->in.data, sess->in.len, &m, &err))
+		return session_refuse(sess, &err) && false;
+	if (!repo_stanza_create(sess->s->repo_path, sess->stanza, &m, &created, &err))
+		return session_refuse(sess, &err);
+	pgbr_log(PGBR_LOG_INFO, "stanza \"%s\" %s (system identifier %" PRIu64 ", PostgreSQL %u) by CN \"%s\"",
+			 sess->stanza, created ? "created" : "already exists and matches",
+			 m.system_id, m.pg_version / 10000, sess->cn);
+	return session_ok(sess, NULL, 0);
+}
+
+bool
+stanza_handle_get(Session *sess)
+{
+	PgbrStanzaMsg m;
+	PgbrError	err;
+	PgbrBuf		b;
+	bool		ok;
+
+	pgbr_error_init(&err);
+	if (!load_stanza(sess, &m, &err))
+		return session_refuse(sess, &err);
+	pgbr_buf_init(&b);
+	pgbr_stanza_encode(&b, &m);
+	ok = session_ok(sess, b.data, b.len);
+	pgbr_buf_release(&b);
+	return ok;
+}
+
+/*
+ * Receives the DATA...END stream of a push into fd while verifying it.
+ * Returns false only when the connection is unusable; a refusal of the
+ * content is left in verr.
+ */
+static bool
+receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
+			const PgbrStanzaMsg *st, PgbrError *verr)
+{
+	PgbrError	err;
+	PgbrSink   *file = pgbr_sink_fd_create(fd, tmppath);
+	PgbrSink   *peek = pgbr_sink_peek_create(PGBR_WAL_LONG_HEADER_SIZE, NULL);
+	PgbrSink   *sha = pgbr_sink_sha256_create(peek, verr);
+	PgbrSink   *dec = NULL;
+	PgbrSink   *check;
+	bool		alive = true;
+	PgbrWalKind kind = pgbr_wal_kind(m->name);
+
+	pgbr_error_init(&err);
+	if (m->compress == PGBR_COMPRESS_ZST)
+		dec = pgbr_sink_zstd_decompress_create(sha, verr);
+	check = dec ? dec : sha;
+
+	for (;;)
+	{
+		PgbrFrameHeader hdr;
+
+		if (!pgbr_conn_recv(sess->conn, &hdr, &sess->in, &err))
+		{
+			pgbr_log(PGBR_LOG_WARN, "%s: push of \"%s\" interrupted: %s", sess->peer,
+					 m->name, err.message);
+			alive = false;
+			break;
+		}
+		if (hdr.type == PGBR_MSG_DATA)
+		{
+			if (pgbr_error_is_set(verr))
+				continue;		/* already refused: drain */
+			if (pgbr_sink_write(file, sess->in.data, sess->in.len, verr))
+				pgbr_sink_write(check, sess->in.data, sess->in.len, verr);
+			continue;
+		}
+		if (hdr.type != PGBR_MSG_END)
+		{
+			pgbr_log(PGBR_LOG_WARN, "%s: unexpected %s message while receiving \"%s\"",
+					 sess->peer, pgbr_msg_name(hdr.type), m->name);
+			alive = false;
+			break;
+		}
+		/* END: its payload is the checksum of the raw content */
+		if (!pgbr_error_is_set(verr))
+		{
+			uint8_t		sum[PGBR_SHA256_LEN];
+			size_t		hlen;
+			const uint8_t *head;
+
+			if (sess->in.len != PGBR_SHA256_LEN)
+			{
+				pgbr_error_set(verr, PGBR_ERR_PROTOCOL, "push of \"%s\" ended without a checksum",
+							   m->name);
+				break;
+			}
+			if (!pgbr_sink_finish(check, verr))
+			{
+				/* decompression failed: the stream was damaged */
+				char		msg[900];
+
+				snprintf(msg, sizeof(msg), "%s", verr->message);
+				pgbr_error_init(verr);
+				pgbr_error_set(verr, PGBR_ERR_CHECKSUM,
+							   "WAL file \"%s\" arrived damaged: %s", m->name, msg);
+				break;
+			}
+			pgbr_sink_sha256_result(sha, sum);
+			if (memcmp(sum, sess->in.data, PGBR_SHA256_LEN) != 0)
+			{
+				pgbr_error_set(verr, PGBR_ERR_CHECKSUM,
+							   "WAL file \"%s\" arrived damaged: checksum of the received content does not match the sender's",
+							   m->name);
+				break;
+			}
+			memcpy(m->sha256, sum, PGBR_SHA256_LEN);
+			if (sha->bytes_in != m->size)
+			{
+				pgbr_error_set(verr, PGBR_ERR_CHECKSUM,
+							   "WAL file \"%s\" arrived with %" PRIu64 " bytes, %" PRIu64 " announced",
+							   m->name, sha->bytes_in, m->size);
+				break;
+			}
+			if (pgbr_wal_kind_has_header(kind))
+			{
+				PgbrWalHeader h;
+
+				head = pgbr_sink_peek_data(peek, &hlen);
+				if (pgbr_wal_header_parse(head, hlen, &h, verr))
+					pgbr_wal_header_check(&h, m->name, st->system_id, st->seg_size, verr);
+				if (kind == PGBR_WAL_SEGMENT && !pgbr_error_is_set(verr) &&
+					m->size != st->seg_size)
+					pgbr_error_set(verr, PGBR_ERR_FORMAT,
+								   "WAL segment \"%s\" has %" PRIu64 " bytes, the stanza's segment size is %u",
+								   m->name, m->size, st->seg_size);
+			}
+		}
+		break;
+	}
+	pgbr_sink_free(dec);
+	pgbr_sink_free(sha);
+	pgbr_sink_free(peek);
+	pgbr_sink_free(file);
+	return alive;
+}
+
+bool
+wal_handle_put(Session *sess)
+{
+	PgbrWalMsg	m;
+	PgbrStanzaMsg st;
+	PgbrError	err;
+	char		dir[REPO_PATH_MAX],
+				tmp[REPO_PATH_MAX],
+				final[REPO_PATH_MAX],
+				hex[PGBR_SHA256_HEXLEN + 1];
+	RepoWalFile existing;
+	bool		found;
+	int			fd,
+				lock;
+
+	pgbr_error_init(&err);
+	if (!pgbr_wal_msg_decode(sess->in.data, sess->in.len, &m, &err))
+		return session_refuse(sess, &err) && false;
+	if (pgbr_wal_kind(m.name) == PGBR_WAL_INVALID)
+	{
+		pgbr_error_set(&err, PGBR_ERR_FORMAT, "\"%s\" is not a WAL file name", m.name);
+		return session_drain_stream(sess) && session_refuse(sess, &err);
+	}
+	if (!load_stanza(sess, &st, &err) ||
+		!repo_wal_dir(dir, sess->s->repo_path, sess->stanza, m.name) ||
+		!repo_mkdir_p(dir, &err) ||
+		(fd = repo_tmp_open(dir, m.name, tmp, &err)) < 0)
+	{
+		pgbr_error_set(&err, PGBR_ERR_FILE_WRITE, "could not prepare the archive for \"%s\"", m.name);
+		return session_drain_stream(sess) && session_refuse(sess, &err);
+	}
+
+	if (!receive_wal(sess, &m, fd, tmp, &st, &err))
+	{
+		close(fd);
+		unlink(tmp);
+		return false;
+	}
+	if (pgbr_error_is_set(&err))
+	{
+		close(fd);
+		unlink(tmp);
+		return session_refuse(sess, &err);
+	}
+
+	/* the name check and the rename are atomic against concurrent pushes */
+	lock = repo_lock(sess->s->repo_path, sess->stanza, "archive", true, &err);
+	if (lock < 0 ||
+		!repo_wal_find(sess->s->repo_path, sess->stanza, m.name, &existing, &found, &err))
+	{
+		close(fd);
+		unlink(tmp);
+		repo_unlock(lock);
+		return session_refuse(sess, &err);
+	}
+	if (found)
+	{
+		close(fd);
+		unlink(tmp);
+		repo_unlock(lock);
+		if (memcmp(existing.sha256, m.sha256, PGBR_SHA256_LEN) == 0)
+		{
+			pgbr_log(PGBR_LOG_DETAIL, "WAL file \"%s\" of stanza \"%s\" already archived with the same checksum",
+					 m.name, sess->stanza);
+			return session_ok(sess, NULL, 0);
+		}
+		pgbr_error_set(&err, PGBR_ERR_ARCHIVE_DUPLICATE,
+					   "WAL file \"%s\" already exists in the repository of stanza \"%s\" with a different checksum",
+					   m.name, sess->stanza);
+		pgbr_error_hint(&err, "Another cluster may be archiving to this stanza: check pgbr.stanza and the stanza's system identifier.");
+		return session_refuse(sess, &err);
+	}
+	pgbr_hex_encode(m.sha256, PGBR_SHA256_LEN, hex);
+	snprintf(final, sizeof(final), "%s/%s-%s.%s", dir, m.name, hex,
+			 m.compress == PGBR_COMPRESS_ZST ? "zst" : "raw");
+	if (!repo_commit(fd, tmp, final, &err))
+	{
+		repo_unlock(lock);
+		return session_refuse(sess, &err);
+	}
+	repo_unlock(lock);
+	pgbr_log(PGBR_LOG_DETAIL, "archived WAL file \"%s\" of stanza \"%s\"", m.name, sess->stanza);
+	return session_ok(sess, NULL, 0);
+}
+
+static bool
+find_requested(Session *sess, char *name, RepoWalFile *f, PgbrError *err)
+{
+	bool		found;
+
+	if (!pgbr_name_decode(sess->in.data, sess->in.len, name, PGBR_NAME_MAX, err))
+		return false;
+	if (pgbr_wal_kind(name) == PGBR_WAL_INVALID)
+		return pgbr_error_set(err, PGBR_ERR_FORMAT, "\"%s\" is not a WAL file name", name);
+	if (!repo_wal_find(sess->s->repo_path, sess->stanza, name, f, &found, err))
+		return false;
+	if (!found)
+		return pgbr_error_set(err, PGBR_ERR_NOT_FOUND,
+							  "WAL file \"%s\" is not in the archive of stanza \"%s\"",
+							  name, sess->stanza);
+	return true;
+}
+
+bool
+wal_handle_find(Session *sess)
+{
+	char		name[PGBR_NAME_MAX + 1];
+	RepoWalFile f;
+	PgbrError	err;
+
+	pgbr_error_init(&err);
+	if (!find_requested(sess, name, &f, &err))
+		return session_refuse(sess, &err);
+	return session_ok(sess, NULL, 0);
+}
+
+bool
+wal_handle_get(Session *sess)
+{
+	char		name[PGBR_NAME_MAX + 1];
+	RepoWalFile f;
+	PgbrError	err;
+	PgbrWalMsg	m;
+	PgbrBuf		b;
+	PgbrSink   *out;
+	uint8_t    *chunk;
+	int			fd;
+	bool		ok = true;
+
+	pgbr_error_init(&err);
+	if (!find_requested(sess, name, &f, &err))
+		return session_refuse(sess, &err);
+	fd = open(f.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+	{
+		pgbr_error_errno(&err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", f.path);
+		return session_refuse(sess, &err);
+	}
+	memset(&m, 0, sizeof(m));
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	memcpy(m.sha256, f.sha256, PGBR_SHA256_LEN);
+	m.compress = f.compress;
+	pgbr_buf_init(&b);
+	pgbr_wal_msg_encode(&b, &m);
+	if (!pgbr_conn_send(sess->conn, PGBR_MSG_OK, b.data, b.len, &err))
+		ok = false;
+	pgbr_buf_release(&b);
+
+	out = pgbr_sink_conn_create(sess->conn, NULL);
+	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
+	while (ok)
+	{
+		ssize_t		n = read(fd, chunk, PGBR_CHUNK_SIZE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+		{
+			/* mid-stream: an ERROR frame ends the stream for the client */
+			pgbr_error_errno(&err, PGBR_ERR_FILE_READ, "could not read \"%s\"", f.path);
+			ok = session_refuse(sess, &err) && false;
+			break;
+		}
+		if (n == 0)
+		{
+			ok = pgbr_sink_finish(out, &err) && pgbr_conn_flush(sess->conn, &err);
+			break;
+		}
+		ok = pgbr_sink_write(out, chunk, (size_t) n, &err);
+	}
+	if (pgbr_error_is_set(&err))
+		pgbr_log(PGBR_LOG_WARN, "%s: sending \"%s\" failed: %s", sess->peer, name, err.message);
+	pgbr_free(chunk);
+	pgbr_sink_free(out);
+	close(fd);
+	return ok;
+}
