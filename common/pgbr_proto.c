@@ -210,3 +210,24 @@ pgbr_stanza_name_valid(const char *name)
 	}
 	return true;
 }
+
+void
+pgbr_strs_encode(PgbrBuf *buf, int n, const char *const *strs)
+{
+	for (int i = 0; i < n; i++)
+		pgbr_buf_put_str(buf, strs[i]);
+}
+
+bool
+pgbr_strs_decode(const void *data, size_t len, int n, char *const *out, const size_t *maxlens,
+				 PgbrError *err)
+{
+	PgbrReader	r;
+
+	pgbr_reader_init(&r, data, len);
+	for (int i = 0; i < n; i++)
+		pgbr_reader_str(&r, out[i], maxlens[i]);
+	if (!pgbr_reader_done(&r))
+		return decode_failed(err, "request");
+	return true;
+}

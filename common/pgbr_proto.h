@@ -129,6 +129,42 @@ extern void pgbr_name_encode(PgbrBuf *buf, const char *name);
 extern bool pgbr_name_decode(const void *data, size_t len, char *name, size_t maxlen,
 							 PgbrError *err);
 
+/*
+ * Backup, restore and repository requests.  Their bodies are sequences of
+ * strings (pgbr_strs_*); numbers travel as decimal text.
+ *
+ *	BACKUP_BEGIN  type, system-id, pg-version, backup-from ("primary" or
+ *				  "standby")  ->  OK: label, prior ("" if none), type (a
+ *				  diff/incr without a full becomes "full"), token
+ *	BACKUP_JOIN   label, token  ->  OK.  An extra session of the same
+ *				  backup (parallel streams); the token proves it belongs.
+ *	MANIFEST_GET  label  ->  OK, then DATA... END: the manifest text
+ *	FILE_PUT	  manifest line (pgbr_manifest.h).  For kind 'f' without a
+ *				  reference, DATA... END follows: the content compressed as
+ *				  the line says; END's payload is the SHA-256 of the raw
+ *				  content (32 bytes) followed by the bad-pages string
+ *				  (u32 length + bytes).  ->  OK: repo-size
+ *	BACKUP_END	  key=value lines (timestamps, LSNs, WAL range, ...)  ->
+ *				  OK: summary line.  The server commits: writes the manifest
+ *				  last, durably, then applies retention.
+ *	BACKUP_ABORT  (empty)  ->  OK; the incomplete backup is removed
+ *	INFO		  (empty)  ->  OK: key=value text of the stanza and its
+ *				  backups (see repo-server/backup.c)
+ *	FILE_GET	  label, manifest line  ->  OK, then DATA... END: the
+ *				  stored (compressed) content of that file
+ *	EXPIRE		  (empty)  ->  OK: report text
+ *	VERIFY		  (empty)  ->  OK, then DATA... END: report text; END's
+ *				  payload is the number of problems found (decimal text)
+ */
+extern void pgbr_strs_encode(PgbrBuf *buf, int n, const char *const *strs);
+
+/*
+ * Decodes exactly n strings into out[i] (caller buffers of maxlens[i] + 1
+ * bytes).  More or fewer strings, or a longer one, is an error.
+ */
+extern bool pgbr_strs_decode(const void *data, size_t len, int n, char *const *out,
+							 const size_t *maxlens, PgbrError *err);
+
 /* true for a name usable as a stanza: [A-Za-z0-9_.-], 1..64, no leading '.' */
 extern bool pgbr_stanza_name_valid(const char *name);
 
