@@ -164,9 +164,13 @@ pgbr_reader_u32(PgbrReader *r)
 uint64_t
 pgbr_reader_u64(PgbrReader *r)
 {
-	uint64_t	hi = pgbr_reader_u32(r);
-	uint64_t	lo = pgbr_reader_u32(r);
+	uint64_t	hi,
+				lo;
 
+	if (!reader_need(r, 8))
+		return 0;
+	hi = pgbr_reader_u32(r);
+	lo = pgbr_reader_u32(r);
 	return (hi << 32) | lo;
 }
 
@@ -174,7 +178,10 @@ bool
 pgbr_reader_bytes(PgbrReader *r, void *out, size_t len)
 {
 	if (!reader_need(r, len))
+	{
+		memset(out, 0, len);
 		return false;
+	}
 	memcpy(out, r->data + r->pos, len);
 	r->pos += len;
 	return true;

@@ -316,3 +316,23 @@ pgbr_kv_split(char *line, char **key, char **value)
 	*value = eq + 1;
 	return true;
 }
+
+void
+pgbr_size_format(uint64_t bytes, char *out, size_t outlen)
+{
+	static const char *const units[] = {"KB", "MB", "GB", "TB", "PB"};
+	double		v = (double) bytes;
+	int			u = -1;
+
+	if (bytes < 1024)
+	{
+		snprintf(out, outlen, "%" PRIu64 "B", bytes);
+		return;
+	}
+	while (v >= 1024.0 && u < 4)
+	{
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(out, outlen, "%.1f%s", v, units[u]);
+}

@@ -92,6 +92,9 @@ extern void pgbr_line_reader_free(PgbrLineReader *r);
  */
 extern bool pgbr_line_reader_next(PgbrLineReader *r, char **line, size_t *len, PgbrError *err);
 
+/* pgBackRest's size format: "512B", "22.7MB", "1.5GB" */
+extern void pgbr_size_format(uint64_t bytes, char *out, size_t outlen);
+
 /* "key=value" header line helpers; false when the line is not one */
 extern bool pgbr_kv_split(char *line, char **key, char **value);
 

@@ -158,12 +158,30 @@ pgbr_wal_header_check(const PgbrWalHeader *h, const char *name, uint64_t system_
 bool
 pgbr_lsn_parse(const char *s, uint64_t *lsn)
 {
-	unsigned int hi,
-				lo;
-	int			n = 0;
+	uint64_t	part[2] = {0, 0};
+	const char *p = s;
 
-	if (sscanf(s, "%X/%X%n", &hi, &lo, &n) != 2 || s[n] != '\0')
+	/* strictly "X/X": 1-8 upper or lower hex digits on each side */
+	for (int i = 0; i < 2; i++)
+	{
+		int			digits = 0;
+
+		while ((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F') || (*p >= 'a' && *p <= 'f'))
+		{
+			int			d = (*p <= '9') ? *p - '0' : ((*p | 0x20) - 'a' + 10);
+
+			part[i] = part[i] * 16 + (uint64_t) d;
+			p++;
+			if (++digits > 8)
+				return false;
+		}
+		if (digits == 0)
+			return false;
+		if (i == 0 && *p++ != '/')
+			return false;
+	}
+	if (*p != '\0')
 		return false;
-	*lsn = ((uint64_t) hi << 32) | lo;
+	*lsn = (part[0] << 32) | part[1];
 	return true;
 }

@@ -50,6 +50,7 @@ typedef struct Session
 	char		program[PGBR_NAME_MAX + 1];
 	char		stanza[PGBR_NAME_MAX + 1];	/* "" until HELLO succeeded */
 	PgbrBuf		in;				/* payload of the request being handled */
+	struct BackupSession *backup;	/* a backup this session writes, or NULL */
 } Session;
 
 /* session.c: serves one accepted connection, in a child process */
@@ -62,6 +63,8 @@ extern void session_run(const ServerSettings *s, int fd);
 extern bool session_refuse(Session *sess, const PgbrError *err);
 /* sends OK with an optional body */
 extern bool session_ok(Session *sess, const void *body, size_t len);
+/* sends OK with one string as its body */
+extern bool session_ok_str(Session *sess, const char *str);
 
 /*
  * Reads and discards the rest of a DATA...END stream after a request was
@@ -78,5 +81,36 @@ extern bool stanza_handle_get(Session *sess);
 
 /* backup.c: backup, info, manifest, file and retention requests */
 extern bool backup_dispatch(Session *sess, const PgbrFrameHeader *hdr);
+/* called when the session ends: an uncommitted backup it began is removed */
+extern void backup_session_cleanup(Session *sess);
+
+/* catalog.c: the committed backups of a stanza */
+typedef struct BackupInfo
+{
+	char		label[PGBR_NAME_MAX + 1];
+	char		type[8];
+	char		prior[PGBR_NAME_MAX + 1];
+	char		wal_start[PGBR_NAME_MAX + 1];
+	char	   *header;			/* the manifest's [backup] lines, malloc'd */
+} BackupInfo;
+
+/* committed backups, oldest first; free with catalog_free */
+extern bool catalog_list(const char *repo, const char *stanza, BackupInfo **list, int *n,
+						 PgbrError *err);
+extern void catalog_free(BackupInfo *list, int n);
+/* smallest and largest archived WAL segment names ("" if none) */
+extern bool catalog_archive_range(const char *repo, const char *stanza, char *min, char *max,
+								  PgbrError *err);
+/* removes a directory tree (no symlinks followed) */
+extern bool catalog_remove_tree(const char *path, PgbrError *err);
+/* removes backup directories that have no manifest (caller holds backup.lock) */
+extern void catalog_remove_incomplete(const char *repo, const char *stanza);
+
+/* retention.c: expire backups and WAL per repo1-retention-full/-diff */
+extern bool retention_apply(const ServerSettings *s, const char *stanza, PgbrBuf *report,
+							PgbrError *err);
+
+/* verify.c: checks every stored file; streams the report */
+extern bool verify_handle(Session *sess);
 
 #endif							/* PGBR_SERVER_H */

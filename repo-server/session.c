@@ -33,6 +33,19 @@ session_ok(Session *sess, const void *body, size_t len)
 }
 
 bool
+session_ok_str(Session *sess, const char *str)
+{
+	PgbrBuf		b;
+	bool		ok;
+
+	pgbr_buf_init(&b);
+	pgbr_buf_put_str(&b, str);
+	ok = session_ok(sess, b.data, b.len);
+	pgbr_buf_release(&b);
+	return ok;
+}
+
+bool
 session_refuse(Session *sess, const PgbrError *e)
 {
 	PgbrError	err;
@@ -219,6 +232,7 @@ session_run(const ServerSettings *s, int fd)
 		if (!dispatch(&sess, &hdr))
 			break;
 	}
+	backup_session_cleanup(&sess);
 	pgbr_conn_free(sess.conn);
 	pgbr_buf_release(&sess.in);
 }

@@ -1,0 +1,257 @@
+/*
+ * repo_read.c
+ *		Reading the repository: MANIFEST_GET, FILE_GET, INFO, and EXPIRE on
+ *		request.  Every name from the client is checked (labels, manifest
+ *		paths) before it is joined to a repository path.
+ */
+#include "backup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <unistd.h>
+
+bool
+send_file_range(Session *sess, const char *path, uint64_t offset, uint64_t length, bool whole,
+				PgbrError *err)
+{
+	int			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	PgbrSink   *out;
+	uint8_t    *chunk;
+	uint64_t	left = length;
+	bool		ok = true;
+
+	if (fd < 0)
+		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
+	if (offset > 0 && lseek(fd, (off_t) offset, SEEK_SET) < 0)
+	{
+		close(fd);
+		return pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not seek in \"%s\"", path);
+	}
+	if (!pgbr_conn_send(sess->conn, PGBR_MSG_OK, NULL, 0, err))
+	{
+		close(fd);
+		return false;
+	}
+	out = pgbr_sink_conn_create(sess->conn, NULL);
+	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
+	while (ok && (whole || left > 0))
+	{
+		size_t		want = PGBR_CHUNK_SIZE;
+		ssize_t		n;
+
+		if (!whole && left < want)
+			want = (size_t) left;
+		n = read(fd, chunk, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (n == 0 && !whole))
+		{
+			/* an ERROR frame ends the stream for the client */
+			PgbrError	e;
+
+			pgbr_error_init(&e);
+			if (n < 0)
+				pgbr_error_errno(&e, PGBR_ERR_FILE_READ, "could not read \"%s\"", path);
+			else
+				pgbr_error_set(&e, PGBR_ERR_FILE_READ, "\"%s\" is shorter than the manifest says", path);
+			session_refuse(sess, &e);
+			pgbr_error_copy(err, &e);
+			ok = false;
+			break;
+		}
+		if (n == 0)
+			break;
+		left -= (uint64_t) n;
+		ok = pgbr_sink_write(out, chunk, (size_t) n, err);
+	}
+	if (ok)
+		ok = pgbr_sink_finish(out, err) && pgbr_conn_flush(sess->conn, err);
+	pgbr_free(chunk);
+	pgbr_sink_free(out);
+	close(fd);
+	return ok;
+}
+
+static bool
+backup_dir(Session *sess, const char *label, char *out, PgbrError *err)
+{
+	char		suffix[PGBR_NAME_MAX + 16];
+	char		m[REPO_PATH_MAX];
+
+	if (!pgbr_label_valid(label))
+		return pgbr_error_set(err, PGBR_ERR_FORMAT, "invalid backup label \"%s\"", label);
+	snprintf(suffix, sizeof(suffix), "/backup/%s", label);
+	if (!repo_path(out, sess->s->repo_path, sess->stanza, suffix))
+		return pgbr_error_set(err, PGBR_ERR_FORMAT, "path too long");
+	snprintf(m, sizeof(m), "%s/manifest", out);
+	if (access(m, F_OK) != 0)
+		return pgbr_error_set(err, PGBR_ERR_NOT_FOUND, "backup %s does not exist in stanza \"%s\"",
+							  label, sess->stanza);
+	return true;
+}
+
+bool
+manifest_get(Session *sess)
+{
+	char		label[PGBR_NAME_MAX + 1];
+	char		dir[REPO_PATH_MAX],
+				path[REPO_PATH_MAX];
+	PgbrError	err;
+
+	pgbr_error_init(&err);
+	if (!pgbr_name_decode(sess->in.data, sess->in.len, label, PGBR_NAME_MAX, &err))
+		return session_refuse(sess, &err) && false;
+	if (!backup_dir(sess, label, dir, &err))
+		return session_refuse(sess, &err);
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	if (!send_file_range(sess, path, 0, 0, true, &err))
+	{
+		pgbr_log(PGBR_LOG_WARN, "%s: sending the manifest of %s failed: %s", sess->peer, label,
+				 err.message);
+		return false;
+	}
+	return true;
+}
+
+bool
+file_get(Session *sess)
+{
+	char		label[PGBR_NAME_MAX + 1],
+				line[PGBR_TEXT_MAX + 1];
+	char	   *out[] = {label, line};
+	const size_t maxlens[] = {PGBR_NAME_MAX, PGBR_TEXT_MAX};
+	char		dir[REPO_PATH_MAX],
+				path[REPO_PATH_MAX];
+	PgbrManifestEntry e;
+	PgbrError	err;
+	int			n;
+
+	pgbr_error_init(&err);
+	if (!pgbr_strs_decode(sess->in.data, sess->in.len, 2, out, maxlens, &err))
+		return session_refuse(sess, &err) && false;
+	if (!pgbr_manifest_entry_parse(line, strlen(line), &e, &err) || !backup_dir(sess, label, dir, &err))
+		return session_refuse(sess, &err);
+	if (e.kind != 'f')
+	{
+		pgbr_error_set(&err, PGBR_ERR_FORMAT, "\"%s\" is not a file", e.path);
+		return session_refuse(sess, &err);
+	}
+	if (e.bundle[0])
+		n = snprintf(path, sizeof(path), "%s/bundle/%s", dir, e.bundle);
+	else
+		n = snprintf(path, sizeof(path), "%s/pg_data/%s.%s", dir, e.path,
+					 e.compress == PGBR_COMPRESS_ZST ? "zst" : "raw");
+	if (n <= 0 || n >= (int) sizeof(path))
+	{
+		pgbr_error_set(&err, PGBR_ERR_FORMAT, "path of \"%s\" is too long", e.path);
+		return session_refuse(sess, &err);
+	}
+	if (access(path, R_OK) != 0)
+	{
+		pgbr_error_errno(&err, PGBR_ERR_FILE_OPEN, "file \"%s\" of backup %s is missing from the repository",
+						 e.path, label);
+		return session_refuse(sess, &err);
+	}
+	if (!send_file_range(sess, path, e.bundle[0] ? e.offset : 0, e.repo_size, false, &err))
+	{
+		pgbr_log(PGBR_LOG_WARN, "%s: sending \"%s\" of %s failed: %s", sess->peer, e.path, label,
+				 err.message);
+		return false;
+	}
+	return true;
+}
+
+bool
+info_handle(Session *sess)
+{
+	PgbrError	err;
+	PgbrStanzaMsg st;
+	bool		exists;
+	BackupInfo *list;
+	int			n;
+	char		min[PGBR_NAME_MAX + 1],
+				max[PGBR_NAME_MAX + 1];
+	PgbrBuf		text;
+	bool		ok;
+
+	pgbr_error_init(&err);
+	if (!repo_stanza_read(sess->s->repo_path, sess->stanza, &st, &exists, &err))
+		return session_refuse(sess, &err);
+	if (!exists)
+	{
+		pgbr_error_set(&err, PGBR_ERR_STANZA_MISSING, "stanza \"%s\" does not exist in the repository",
+					   sess->stanza);
+		pgbr_error_hint(&err, "Run SELECT pgbr_stanza_create() on the primary.");
+		return session_refuse(sess, &err);
+	}
+	if (!catalog_list(sess->s->repo_path, sess->stanza, &list, &n, &err) ||
+		!catalog_archive_range(sess->s->repo_path, sess->stanza, min, max, &err))
+		return session_refuse(sess, &err);
+	pgbr_buf_init(&text);
+	pgbr_buf_printf(&text, "stanza=%s\nsystem-id=%" PRIu64 "\npg-version=%u\narchive-min=%s\narchive-max=%s\n",
+					sess->stanza, st.system_id, st.pg_version, min, max);
+	for (int i = 0; i < n; i++)
+	{
+		/* the header minus the label line, which backup= replaces */
+		pgbr_buf_printf(&text, "backup=%s\n", list[i].label);
+		for (char *p = list[i].header; p && *p;)
+		{
+			char	   *nl = strchr(p, '\n');
+			size_t		len = nl ? (size_t) (nl - p) : strlen(p);
+
+			if (strncmp(p, "label=", 6) != 0)
+			{
+				pgbr_buf_put(&text, p, len);
+				pgbr_buf_put_u8(&text, '\n');
+			}
+			p += len + (nl ? 1 : 0);
+		}
+	}
+	catalog_free(list, n);
+	if (text.len > PGBR_TEXT_MAX * 64)
+	{
+		pgbr_buf_release(&text);
+		pgbr_error_set(&err, PGBR_ERR_RUNTIME, "too many backups to list");
+		return session_refuse(sess, &err);
+	}
+	ok = session_ok_str(sess, (char *) text.data);
+	pgbr_buf_release(&text);
+	return ok;
+}
+
+bool
+expire_handle(Session *sess)
+{
+	PgbrError	err;
+	PgbrBuf		report;
+	int			lock;
+	bool		ok;
+
+	pgbr_error_init(&err);
+	lock = repo_lock(sess->s->repo_path, sess->stanza, "backup", false, &err);
+	if (lock < 0)
+	{
+		if (err.code == PGBR_ERR_LOCK)
+		{
+			pgbr_error_init(&err);
+			pgbr_error_set(&err, PGBR_ERR_LOCK, "a backup or expire of stanza \"%s\" is running",
+						   sess->stanza);
+		}
+		return session_refuse(sess, &err);
+	}
+	catalog_remove_incomplete(sess->s->repo_path, sess->stanza);
+	pgbr_buf_init(&report);
+	pgbr_buf_put(&report, "", 0);
+	ok = retention_apply(sess->s, sess->stanza, &report, &err);
+	repo_unlock(lock);
+	if (!ok)
+	{
+		pgbr_buf_release(&report);
+		return session_refuse(sess, &err);
+	}
+	ok = session_ok_str(sess, (char *) report.data);
+	pgbr_buf_release(&report);
+	return ok;
+}
