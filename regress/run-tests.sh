@@ -1,0 +1,204 @@
+#!/bin/bash
+#
+# regress/run-tests.sh - THE test command of pgbr.
+#
+#   sudo ./regress/run-tests.sh          (CI and a fresh Debian 12)
+#   ./regress/run-tests.sh               (as a normal user: no apt, no
+#                                         runuser; install pgbr yourself)
+#
+# Steps: install missing Debian packages (only when something is missing),
+# build with -Werror, make install, unit tests of common/ (make unit),
+# pg_regress SQL tests (if regress/sql/*.sql exist), TAP tests regress/t/*.pl.
+# PostgreSQL refuses to run as root, so when started as root the SQL and TAP
+# tests run as the user "postgres" in a scratch directory it owns.
+#
+# Environment:
+#   PROVE_FLAGS   extra prove flags, e.g. --verbose
+#   PROVE_TESTS   tests to run, e.g. "t/001_server.pl" (default t/*.pl)
+#   PGBR_SKIP_BUILD=1   do not build/install (use what is installed)
+#   PGBR_KEEP=1   keep the scratch directory even when everything passed
+#   PG_TEST_NOCLEAN, PG_TEST_TIMEOUT_DEFAULT, PG_TEST_EXTRA: as in PostgreSQL
+#
+# Exit status 0 only if every step passed.
+
+set -euo pipefail
+
+REGRESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$REGRESS_DIR/.." && pwd)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$REGRESS_DIR/lib.sh"
+
+declare -a SUMMARY=()
+FAILED=0
+
+record() {   # record NAME STATUS
+	SUMMARY+=("$(printf '%-28s %s' "$1" "$2")")
+	if [ "$2" = FAIL ]; then FAILED=1; fi
+}
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+print_summary() {
+	printf '\n==================== pgbr test summary ====================\n'
+	local line
+	for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
+	if [ "$FAILED" -eq 0 ]; then
+		printf '  RESULT: PASS\n'
+	else
+		printf '  RESULT: FAIL\n'
+		if [ -n "${SCRATCH:-}" ] && [ -d "$SCRATCH" ]; then
+			printf '  logs: %s\n' "$SCRATCH"
+		fi
+	fi
+	printf '===========================================================\n'
+}
+
+# Whatever happens (set -e included), say what ran and what did not.
+# shellcheck disable=SC2317  # the EXIT trap
+on_exit() {
+	local rc=$?
+	if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
+		record "aborted (exit $rc)" FAIL
+	fi
+	print_summary
+	if [ "$FAILED" -eq 0 ] && [ -z "${PGBR_KEEP:-}" ] && [ -z "${PG_TEST_NOCLEAN:-}" ] &&
+		[ -n "${SCRATCH:-}" ]; then
+		rm -rf "$SCRATCH"
+	fi
+	[ "$FAILED" -eq 0 ] || exit 1
+}
+trap on_exit EXIT
+
+# In CI, show the logs of what failed (nobody can look at the machine later).
+dump_logs() {
+	local dir=$1 f
+	[ -n "${CI:-}" ] || return 0
+	[ -d "$dir" ] || return 0
+	while IFS= read -r f; do
+		printf '\n----- %s (last 300 lines) -----\n' "$f"
+		tail -n 300 "$f" || true
+	done < <(find "$dir" -type f \( -name '*.log' -o -name 'regress_log_*' -o -name 'regression.diffs' \) | sort)
+}
+
+###########################################################################
+
+pgbr_header "packages"
+if pgbr_ensure_packages; then record packages PASS; else record packages FAIL; exit 1; fi
+
+pgbr_pg_paths
+export PATH="$PG_BINDIR:$PATH"
+pgbr_info "pg_config: $PG_CONFIG (bindir $PG_BINDIR)"
+pgbr_check_user
+
+if [ -n "${PGBR_SKIP_BUILD:-}" ]; then
+	record "build + install" "SKIP (PGBR_SKIP_BUILD)"
+else
+	pgbr_header "build and install"
+	if pgbr_build_install "$REPO"; then
+		record "build + install" PASS
+	else
+		record "build + install" FAIL
+		exit 1
+	fi
+fi
+
+pgbr_header "unit tests (make unit)"
+if make -C "$REPO" unit PG_CONFIG="$PG_CONFIG"; then
+	record "unit tests" PASS
+else
+	record "unit tests" FAIL
+fi
+
+# Scratch directory for everything the tests write, owned by the test user.
+SCRATCH=${PGBR_SCRATCH:-/tmp/pgbr-test-$$}
+pgbr_scratch_dir "$SCRATCH"
+pgbr_info "scratch directory: $SCRATCH"
+
+# The test user must be able to read the test sources; a checkout in a
+# root-only directory is copied into the scratch directory.
+SRC=$REGRESS_DIR
+if ! pgbr_user_can_read "$REGRESS_DIR"; then
+	pgbr_info "$REGRESS_DIR is not readable by $PGBR_TEST_USER: copying it"
+	cp -a "$REGRESS_DIR" "$SCRATCH/regress"
+	if pgbr_is_root; then chown -R "$PGBR_TEST_USER": "$SCRATCH/regress"; fi
+	SRC=$SCRATCH/regress
+fi
+
+# Environment for both kinds of tests (passed through runuser with env).
+TEST_ENV=(
+	"PATH=$PATH"
+	"PG_REGRESS=$PG_REGRESS"
+	"TESTDIR=$SCRATCH"
+	"PG_CONFIG=$PG_CONFIG"
+)
+for v in PG_TEST_NOCLEAN PG_TEST_TIMEOUT_DEFAULT PG_TEST_EXTRA PGBR_BIN PGBR_SERVER_BIN; do
+	if [ -n "${!v:-}" ]; then TEST_ENV+=("$v=${!v}"); fi
+done
+
+###########################################################################
+# pg_regress (optional: only if there are SQL tests)
+
+shopt -s nullglob
+sql_files=("$SRC"/sql/*.sql)
+shopt -u nullglob
+if [ "${#sql_files[@]}" -eq 0 ]; then
+	record "SQL tests (pg_regress)" "SKIP (no regress/sql/*.sql)"
+else
+	pgbr_header "SQL tests (pg_regress with a temporary instance)"
+	REG_OPTS=(
+		"--temp-instance=$SCRATCH/tmp_check_reg"
+		"--bindir=$PG_BINDIR"
+		"--inputdir=$SRC"
+		"--outputdir=$SCRATCH/regress_out"
+		"--dbname=contrib_regression"
+	)
+	# optional extra postgresql.conf lines for the temp instance
+	if [ -f "$SRC/pg_regress.conf" ]; then REG_OPTS+=("--temp-config=$SRC/pg_regress.conf"); fi
+	if [ -f "$SRC/schedule" ]; then
+		REG_OPTS+=("--schedule=$SRC/schedule")
+	else
+		for f in "${sql_files[@]}"; do
+			t=${f##*/}
+			REG_OPTS+=("${t%.sql}")
+		done
+	fi
+	pgbr_as_user mkdir -p "$SCRATCH/regress_out"
+	if pgbr_as_user env "${TEST_ENV[@]}" "$PG_REGRESS" "${REG_OPTS[@]}"; then
+		record "SQL tests (pg_regress)" PASS
+	else
+		record "SQL tests (pg_regress)" FAIL
+		if [ -f "$SCRATCH/regress_out/regression.diffs" ]; then
+			pgbr_info "differences: $SCRATCH/regress_out/regression.diffs"
+			[ -n "${CI:-}" ] && cat "$SCRATCH/regress_out/regression.diffs"
+		fi
+		dump_logs "$SCRATCH/regress_out/log"
+	fi
+fi
+
+###########################################################################
+# TAP tests
+
+if pgbr_is_root; then tap_user=$PGBR_TEST_USER; else tap_user=$(id -un); fi
+pgbr_header "TAP tests (prove, as $tap_user)"
+if [ -n "${PROVE_TESTS:-}" ]; then
+	# accept "t/x.pl" as well as "regress/t/x.pl"
+	read -r -a tests <<<"$PROVE_TESTS"
+	tests=("${tests[@]#regress/}")
+else
+	mapfile -t tests < <(cd "$SRC" && { compgen -G 't/*.pl' || true; } | sort)
+fi
+if [ "${#tests[@]}" -eq 0 ]; then
+	record "TAP tests (prove)" FAIL
+	pgbr_warn "no TAP tests found in $SRC/t"
+else
+	read -r -a prove_flags <<<"${PROVE_FLAGS:-}"
+	if (cd "$SRC" && pgbr_as_user env "${TEST_ENV[@]}" \
+		prove -I "$PGXS_PERL" -I perl ${prove_flags[@]+"${prove_flags[@]}"} "${tests[@]}"); then
+		record "TAP tests (prove)" PASS
+	else
+		record "TAP tests (prove)" FAIL
+		pgbr_info "TAP logs: $SCRATCH/tmp_check/log"
+		dump_logs "$SCRATCH/tmp_check/log"
+	fi
+fi
+
+exit 0
