@@ -283,6 +283,11 @@ pgbr_config_load_text(PgbrConfig *cfg, const char *text, size_t len, const char 
 	int			lineno = 0;
 	bool		ok = true;
 
+	if (cfg->path == NULL || strcmp(cfg->path, path) != 0)
+	{
+		pgbr_free(cfg->path);
+		cfg->path = pgbr_strdup(path);
+	}
 	memcpy(copy, text, len);
 	copy[len] = '\0';
 	if (memchr(text, '\0', len) != NULL)
@@ -559,8 +564,8 @@ pgbr_config_require(const PgbrConfig *cfg, const char *name, PgbrError *err)
 {
 	if (pgbr_config_get(cfg, name) != NULL)
 		return true;
-	pgbr_error_set(err, PGBR_ERR_OPTION_REQUIRED, "option \"%s\" is required",
-				   name);
+	pgbr_error_set(err, PGBR_ERR_OPTION_REQUIRED, "option \"%s\" is required but not set in \"%s\"",
+				   name, cfg->path ? cfg->path : PGBR_CONFIG_DEFAULT_PATH);
 	pgbr_error_hint(err, "Set %s in the [global] or [%s] section of \"%s\", or pass --%s=VALUE.",
 					name, cfg->stanza ? cfg->stanza : "stanza",
 					cfg->path ? cfg->path : PGBR_CONFIG_DEFAULT_PATH, name);

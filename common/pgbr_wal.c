@@ -131,7 +131,7 @@ pgbr_wal_segment_name(char *out, uint32_t tli, uint64_t segno, uint32_t seg_size
 
 bool
 pgbr_wal_header_check(const PgbrWalHeader *h, const char *name, uint64_t system_id,
-					  uint32_t seg_size, PgbrError *err)
+					  uint32_t seg_size, uint32_t pg_version, PgbrError *err)
 {
 	uint32_t	tli;
 	uint64_t	segno;
@@ -141,6 +141,10 @@ pgbr_wal_header_check(const PgbrWalHeader *h, const char *name, uint64_t system_
 							  "WAL file \"%s\" is from another cluster: system identifier %" PRIu64
 							  " does not match the stanza's %" PRIu64,
 							  name, h->system_id, system_id);
+	if (pg_version != 0 && pgbr_wal_magic_version(h->magic) != (int) (pg_version / 10000))
+		return pgbr_error_set(err, PGBR_ERR_ARCHIVE_MISMATCH,
+							  "WAL file \"%s\" has page magic 0x%04X, not that of PostgreSQL %u of the stanza",
+							  name, h->magic, pg_version / 10000);
 	if (h->seg_size != seg_size)
 		return pgbr_error_set(err, PGBR_ERR_ARCHIVE_MISMATCH,
 							  "WAL file \"%s\" has segment size %u, the stanza has %u",

@@ -50,11 +50,12 @@ extern int	pgbr_wal_magic_version(uint16_t magic);
 
 /*
  * Checks that a segment header belongs to the cluster (system id, segment
- * size) and to the file name (timeline, position).  `name` is the segment
- * or partial name.
+ * size, page magic of its major version unless pg_version is 0) and to the
+ * file name (timeline, position).  `name` is the segment or partial name.
  */
 extern bool pgbr_wal_header_check(const PgbrWalHeader *h, const char *name,
-								  uint64_t system_id, uint32_t seg_size, PgbrError *err);
+								  uint64_t system_id, uint32_t seg_size, uint32_t pg_version,
+								  PgbrError *err);
 
 /* timeline and segment number from a segment name */
 extern bool pgbr_wal_segment_parse(const char *name, uint32_t seg_size, uint32_t *tli,

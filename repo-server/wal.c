@@ -168,7 +168,7 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 
 				head = pgbr_sink_peek_data(peek, &hlen);
 				if (pgbr_wal_header_parse(head, hlen, &h, verr))
-					pgbr_wal_header_check(&h, m->name, st->system_id, st->seg_size, verr);
+					pgbr_wal_header_check(&h, m->name, st->system_id, st->seg_size, st->pg_version, verr);
 				if (kind == PGBR_WAL_SEGMENT && !pgbr_error_is_set(verr) &&
 					m->size != st->seg_size)
 					pgbr_error_set(verr, PGBR_ERR_FORMAT,

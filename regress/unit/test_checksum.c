@@ -224,6 +224,10 @@ test_hex(void)
 
 	ok(!pgbr_hex_decode("0g", back, 1), "bad hex digit g refused");
 	ok(!pgbr_hex_decode("g0", back, 1), "bad hex digit in the high nibble refused");
+	ok(!pgbr_hex_decode("0G", back, 1), "bad uppercase hex digit G refused");
+	ok(!pgbr_hex_decode("@0", back, 1) && !pgbr_hex_decode("0`", back, 1) &&
+	   !pgbr_hex_decode("/0", back, 1) && !pgbr_hex_decode("0:", back, 1),
+	   "characters next to the digit ranges refused");
 	ok(!pgbr_hex_decode("0 ", back, 1), "space refused");
 	ok(!pgbr_hex_decode("-1", back, 1), "sign refused");
 	ok(!pgbr_hex_decode("0x", back, 1), "x refused");

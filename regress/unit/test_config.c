@@ -421,6 +421,26 @@ test_files(void)
 	like(err.message, "No such file", "missing file: message has the cause");
 	pgbr_config_free(cfg);
 
+	/* missing_ok covers a missing file only: a symlink loop is still an error */
+	{
+		char		loop[64];
+
+		snprintf(loop, sizeof(loop), "/tmp/pgbr_unit_loop_%d", (int) getpid());
+		unlink(loop);
+		if (symlink(loop, loop) == 0)
+		{
+			cfg = pgbr_config_create();
+			pgbr_error_init(&err);
+			ok(!pgbr_config_load_file(cfg, loop, true, &err) && err.code == PGBR_ERR_FILE_OPEN,
+			   "unreadable file (symlink loop) with missing_ok: still an error");
+			like(err.message, loop, "symlink loop: message names the file");
+			pgbr_config_free(cfg);
+			unlink(loop);
+		}
+		else
+			ok(false, "could not create a symlink loop in /tmp");
+	}
+
 	/* a real file */
 	path = write_tmp("[global]\nrepo1-path=/var/lib/pgbr\n\n[demo]\npg1-path=/srv/demo\n");
 	cfg = pgbr_config_create();

@@ -465,6 +465,62 @@ test_name(void)
 }
 
 static void
+test_strs(void)
+{
+	const char *in[4] = {"incr", "7710802738502011671", "150020", ""};
+	char		a[PGBR_NAME_MAX + 1],
+				b[PGBR_NAME_MAX + 1],
+				c[PGBR_NAME_MAX + 1],
+				d[PGBR_NAME_MAX + 1];
+	char	   *const out[4] = {a, b, c, d};
+	const size_t maxlens[4] = {4, PGBR_NAME_MAX, PGBR_NAME_MAX, PGBR_NAME_MAX};
+	PgbrBuf		buf;
+	PgbrError	err;
+	size_t		n;
+
+	pgbr_buf_init(&buf);
+	pgbr_strs_encode(&buf, 4, in);
+	is_int((long long) buf.len, 4 * 4 + 4 + 19 + 6, "strs: body length");
+	pgbr_error_init(&err);
+	ok(pgbr_strs_decode(buf.data, buf.len, 4, out, maxlens, &err) &&
+	   strcmp(a, "incr") == 0 && strcmp(b, in[1]) == 0 && strcmp(c, "150020") == 0 &&
+	   d[0] == '\0', "strs: round trip of four strings (the last empty)");
+
+	n = buf.len;
+	{
+		size_t		bad = (size_t) -1;
+
+		for (size_t l = 0; l < n; l++)
+		{
+			pgbr_error_init(&err);
+			if (pgbr_strs_decode(buf.data, l, 4, out, maxlens, &err) ||
+				err.code != PGBR_ERR_PROTOCOL)
+			{
+				bad = l;
+				break;
+			}
+		}
+		/* the last string is empty: cutting its length field still fails */
+		ok(bad == (size_t) -1, "strs: every prefix refused%s", bad == (size_t) -1 ? "" : " (not all)");
+	}
+	pgbr_error_init(&err);
+	ok(!pgbr_strs_decode(buf.data, n, 3, out, maxlens, &err), "strs: four strings where three expected");
+	pgbr_error_init(&err);
+	ok(!pgbr_strs_decode(buf.data, n, 5, (char *const[]) {a, b, c, d, a},
+						 (const size_t[]) {4, 64, 64, 64, 64}, &err),
+	   "strs: four strings where five expected");
+	pgbr_error_init(&err);
+	ok(!pgbr_strs_decode(buf.data, n, 4, out, (const size_t[]) {3, 64, 64, 64}, &err),
+	   "strs: a string longer than its maxlen refused");
+	pgbr_buf_put_u8(&buf, 0);
+	pgbr_error_init(&err);
+	ok(!pgbr_strs_decode(buf.data, buf.len, 4, out, maxlens, &err), "strs: trailing byte refused");
+	pgbr_error_init(&err);
+	ok(pgbr_strs_decode("", 0, 0, out, maxlens, &err), "strs: zero strings from an empty body");
+	pgbr_buf_release(&buf);
+}
+
+static void
 test_stanza_names(void)
 {
 	char		s64[65],
@@ -503,6 +559,7 @@ main(void)
 	test_stanza_msg();
 	test_errmsg();
 	test_name();
+	test_strs();
 	test_stanza_names();
 	return done_testing();
 }

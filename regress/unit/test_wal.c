@@ -182,29 +182,29 @@ test_header(void)
 	   h.system_id == SYSID && h.seg_size == 16 * MB && h.block_size == 8192,
 	   "parsed fields");
 	is_int(pgbr_wal_magic_version(h.magic), 15, "magic 0xD110 is PostgreSQL 15");
-	ok(pgbr_wal_header_check(&h, name, SYSID, 16 * MB, &err) && !pgbr_error_is_set(&err),
+	ok(pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err) && !pgbr_error_is_set(&err),
 	   "check: good header for %s", name);
-	ok(pgbr_wal_header_check(&h, "000000010000000000000003.partial", SYSID, 16 * MB, &err),
+	ok(pgbr_wal_header_check(&h, "000000010000000000000003.partial", SYSID, 16 * MB, 150000, &err),
 	   "check: good header for the .partial name");
 
 	ok(pgbr_wal_header_parse(raw, sizeof(raw), &h, &err), "parse with more bytes than the header");
 
 	/* other cluster */
 	pgbr_error_init(&err);
-	ok(!pgbr_wal_header_check(&h, name, SYSID + 1, 16 * MB, &err), "check: other system id refused");
+	ok(!pgbr_wal_header_check(&h, name, SYSID + 1, 16 * MB, 150000, &err), "check: other system id refused");
 	is_int(err.code, PGBR_ERR_ARCHIVE_MISMATCH, "other system id: archive mismatch code");
 	like(err.message, "another cluster", "other system id: message says another cluster");
 	like(err.message, name, "other system id: message names the file");
 
 	/* wrong segment size */
 	pgbr_error_init(&err);
-	ok(!pgbr_wal_header_check(&h, name, SYSID, 64 * MB, &err), "check: other segment size refused");
+	ok(!pgbr_wal_header_check(&h, name, SYSID, 64 * MB, 150000, &err), "check: other segment size refused");
 	is_int(err.code, PGBR_ERR_ARCHIVE_MISMATCH, "segment size: archive mismatch code");
 	like(err.message, "segment size", "segment size: message says so");
 
 	/* pageaddr does not match the name */
 	pgbr_error_init(&err);
-	ok(!pgbr_wal_header_check(&h, "000000010000000000000004", SYSID, 16 * MB, &err),
+	ok(!pgbr_wal_header_check(&h, "000000010000000000000004", SYSID, 16 * MB, 150000, &err),
 	   "check: pageaddr of segment 3 under the name of segment 4 refused");
 	ok(pgbr_error_is_set(&err) && strstr(err.message, "000000010000000000000004") != NULL,
 	   "pageaddr mismatch: message names the file");
@@ -212,41 +212,48 @@ test_header(void)
 	build_header(raw, 0xD110, 0x0002, 1, 0x3000000 + 8192, SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
-	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, &err),
+	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err),
 	   "check: pageaddr inside the segment refused");
 
 	build_header(raw, 0xD110, 0x0002, 1, UINT64_C(0x103000000), SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
-	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, &err),
+	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err),
 	   "check: pageaddr differing only in the high 32 bits refused");
 	pgbr_error_init(&err);
-	ok(pgbr_wal_header_check(&h, "000000010000000100000003", SYSID, 16 * MB, &err),
+	ok(pgbr_wal_header_check(&h, "000000010000000100000003", SYSID, 16 * MB, 150000, &err),
 	   "check: high pageaddr 1/3000000 matches 000000010000000100000003");
 
 	/* timeline does not match the name */
 	build_header(raw, 0xD110, 0x0002, 2, 0x3000000, SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
-	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, &err),
+	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err),
 	   "check: timeline 2 under a timeline 1 name refused");
 
 	/* name that is not a segment */
 	build_header(raw, 0xD110, 0x0002, 1, 0x3000000, SYSID, 16 * MB, 8192);
 	pgbr_wal_header_parse(raw, 40, &h, &err);
 	pgbr_error_init(&err);
-	ok(!pgbr_wal_header_check(&h, "00000001.history", SYSID, 16 * MB, &err),
+	ok(!pgbr_wal_header_check(&h, "00000001.history", SYSID, 16 * MB, 150000, &err),
 	   "check: a history name refused");
 
 	/* 1 MB segments */
 	build_header(raw, 0xD116, 0x0006, 1, 0x300000, SYSID, 1 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
-	   pgbr_wal_header_check(&h, name, SYSID, 1 * MB, &err),
+	   pgbr_wal_header_check(&h, name, SYSID, 1 * MB, 170000, &err),
 	   "1MB segments: segment 3 starts at 0/300000 (other info bits ignored)");
 	is_int(pgbr_wal_magic_version(h.magic), 17, "magic 0xD116 is PostgreSQL 17");
 	pgbr_error_init(&err);
-	ok(!pgbr_wal_header_check(&h, name, SYSID, 16 * MB, &err),
+	ok(!pgbr_wal_header_check(&h, name, SYSID, 1 * MB, 150000, &err) &&
+	   err.code == PGBR_ERR_ARCHIVE_MISMATCH && strstr(err.message, "magic") != NULL,
+	   "PostgreSQL 17 WAL refused by a PostgreSQL 15 stanza");
+	pgbr_error_init(&err);
+	ok(pgbr_wal_header_check(&h, name, SYSID, 1 * MB, 0, &err),
+	   "pg_version 0 skips the magic check");
+	pgbr_error_init(&err);
+	ok(!pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err),
 	   "1MB header checked against a 16MB stanza refused");
 
 	/* short header */

@@ -7,6 +7,7 @@
 #include "pgbr_sink.h"
 #include "unit.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <zstd.h>
 
@@ -407,6 +408,55 @@ test_damage(void)
 	free_sample(&txt_mt);
 }
 
+static int
+count_threads(void)
+{
+	DIR		   *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int			n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* workers > 0 really compresses on threads (libzstd here is built with them) */
+static void
+test_workers(void)
+{
+	size_t		len = 4 * 1024 * 1024;
+	uint8_t    *data = make_data(len, true, 77);
+	PgbrBuf		c;
+	PgbrError	err;
+	PgbrSink   *z;
+	int			before = count_threads(),
+				during;
+	ZSTD_bounds b = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers);
+
+	if (ZSTD_isError(b.error) || b.upperBound < 2)
+	{
+		skip("libzstd %s has no worker threads", ZSTD_versionString());
+		free(data);
+		return;
+	}
+	pgbr_buf_init(&c);
+	pgbr_error_init(&err);
+	z = pgbr_sink_zstd_compress_create(3, 2, pgbr_sink_buf_create(&c), &err);
+	ok(z != NULL && pgbr_sink_write(z, data, len, &err), "workers=2: compressor takes 4MB");
+	during = count_threads();
+	ok(before > 0 && during >= before + 2, "workers=2: two more threads (%d before, %d during)",
+	   before, during);
+	ok(pgbr_sink_finish(z, &err), "workers=2: finish");
+	pgbr_sink_free_chain(z);
+	ok(count_threads() == before, "workers=2: threads gone after free");
+	pgbr_buf_release(&c);
+	free(data);
+}
+
 static void
 test_empty(void)
 {
@@ -456,6 +506,7 @@ main(void)
 {
 	test_roundtrips();
 	test_damage();
+	test_workers();
 	test_empty();
 	return done_testing();
 }
