@@ -35,6 +35,7 @@
 #define RECONNECT_DELAY_SEC	2
 
 static PgbrConn *conn = NULL;
+static uint64 conn_generation = 0;	/* configuration the session was opened with */
 static SSL_CTX *tls = NULL;
 static MemoryContext archive_cxt = NULL;
 static char done[DONE_MAX][MAXFNAMELEN];
@@ -145,6 +146,9 @@ ready_after(const char *file, char (*out)[MAXFNAMELEN], int max)
 static bool
 ensure_connected(const PgbrConfig *cfg, PgbrError *err)
 {
+	/* a changed configuration (host, port, certificate) needs a new session */
+	if (conn && conn_generation != pgbr_backend_config_generation())
+		disconnect();
 	if (conn)
 		return true;
 	if (time(NULL) < retry_after)
@@ -155,6 +159,7 @@ ensure_connected(const PgbrConfig *cfg, PgbrError *err)
 		return false;
 	}
 	conn = pgbr_backend_connect(cfg, "archive-push", &tls, err);
+	conn_generation = pgbr_backend_config_generation();
 	if (conn == NULL)
 	{
 		retry_after = time(NULL) + RECONNECT_DELAY_SEC;

@@ -15,6 +15,15 @@
 
 volatile sig_atomic_t pgbr_archiver_stopping = false;
 
+/* incremented each time pgbr_backend_config() reads the file anew */
+static uint64 config_generation = 0;
+
+uint64
+pgbr_backend_config_generation(void)
+{
+	return config_generation;
+}
+
 /* once stopping, no wait lasts longer than this */
 #define STOPPING_WAIT_MS	3000
 
@@ -61,8 +70,11 @@ pgbr_ereport(int elevel, const PgbrError *err)
 int
 pgbr_backend_wait(void *arg, int fd, int events, int timeout_ms, PgbrError *err)
 {
+	static TimestampTz stop_seen = 0;
 	TimestampTz start = GetCurrentTimestamp();
 	int			wl = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+	bool		latch_seen = false;
+	int			result = 0;
 
 	if (events & PGBR_WAIT_READ)
 		wl |= WL_SOCKET_READABLE;
@@ -71,24 +83,41 @@ pgbr_backend_wait(void *arg, int fd, int events, int timeout_ms, PgbrError *err)
 
 	for (;;)
 	{
-		long		elapsed = (long) ((GetCurrentTimestamp() - start) / 1000);
-		long		remaining = timeout_ms - elapsed;
+		TimestampTz now = GetCurrentTimestamp();
+		long		remaining = timeout_ms - (long) ((now - start) / 1000);
 		int			rc;
 
+		/* once a stop is requested, no wait outlasts STOPPING_WAIT_MS */
 		if (pgbr_archiver_stopping || ShutdownRequestPending)
-			remaining = Min(remaining, STOPPING_WAIT_MS);
+		{
+			if (stop_seen == 0)
+				stop_seen = now;
+			remaining = Min(remaining, STOPPING_WAIT_MS - (long) ((now - stop_seen) / 1000));
+		}
 		if (remaining <= 0)
-			return 0;
+			break;
 		rc = WaitLatchOrSocket(MyLatch, wl, fd, remaining, PG_WAIT_EXTENSION);
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
+			latch_seen = true;
 			if (MyBackendType != B_ARCHIVER)
 				CHECK_FOR_INTERRUPTS();
 		}
 		if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-			return 1;
+		{
+			result = 1;
+			break;
+		}
 	}
+
+	/*
+	 * The latch may have carried someone else's wake-up (the archiver's
+	 * stop request, a new segment): hand it back to the main loop.
+	 */
+	if (latch_seen)
+		SetLatch(MyLatch);
+	return result;
 }
 
 const PgbrConfig *
@@ -142,6 +171,7 @@ pgbr_backend_config(PgbrError *err)
 	pgbr_free(cached_path);
 	pgbr_free(cached_stanza);
 	cached = cfg;
+	config_generation++;
 	cached_path = pgbr_strdup(path);
 	cached_stanza = pgbr_strdup(stanza);
 	cached_mtime = st.st_mtim;

@@ -37,6 +37,8 @@ extern volatile sig_atomic_t pgbr_archiver_stopping;
  * result stays valid until the next call.
  */
 extern const PgbrConfig *pgbr_backend_config(PgbrError *err);
+/* changes whenever pgbr_backend_config() re-read the file */
+extern uint64 pgbr_backend_config_generation(void);
 
 /* opens an authorised session; ERROR on failure unless err is given */
 extern PgbrConn *pgbr_backend_connect(const PgbrConfig *cfg, const char *program,

@@ -1,0 +1,172 @@
+/*
+ * backup.h
+ *		What the files of a backup share: the slot in shared memory through
+ *		which the calling session, the backup worker and its helper workers
+ *		talk, the file list, and the stream that sends files.
+ *
+ * One slot per cluster: a cluster backs up to one stanza (pgbr.stanza),
+ * and one backup of a stanza runs at a time.
+ *
+ * Who writes what:
+ *	- the calling session claims the slot (in_use, generation), starts the
+ *	  worker and waits for state DONE or FAILED;
+ *	- the worker fills in the backup (label, token, list files, settings),
+ *	  reports progress and the result, and wakes the caller;
+ *	- every stream (the worker and its helpers) claims entries of the file
+ *	  list with next_entry, so each sends an increasing run of indexes, i.e.
+ *	  its files in walk order, as the server requires;
+ *	- a failing helper records its error (stream_error) and sets abort.
+ */
+#ifndef PGBR_BACKUP_H
+#define PGBR_BACKUP_H
+
+#include "pgbr_ext.h"
+#include "pgbr_manifest.h"
+
+#include "access/xlogdefs.h"
+#include "port/atomics.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+/* process-max is at most 64: the worker plus 63 helpers */
+#define PGBR_HELPERS_MAX	63
+
+/* pgbr's own files under base/pgsql_tmp (removed at startup after a crash) */
+#define PGBR_TMP_DIR		"base/" PG_TEMP_FILES_DIR
+#define PGBR_TMP_PREFIX		PGBR_TMP_DIR "/" PG_TEMP_FILE_PREFIX "_pgbr_"
+
+typedef enum PgbrBackupState
+{
+	PGBR_STATE_IDLE = 0,
+	PGBR_STATE_STARTING,		/* claimed by a caller, worker not attached */
+	PGBR_STATE_RUNNING,
+	PGBR_STATE_DONE,
+	PGBR_STATE_FAILED
+} PgbrBackupState;
+
+typedef enum PgbrBackupPhase
+{
+	PGBR_PHASE_STARTING = 0,
+	PGBR_PHASE_CHECKPOINT,
+	PGBR_PHASE_LISTING,
+	PGBR_PHASE_COPYING,
+	PGBR_PHASE_STOPPING,
+	PGBR_PHASE_ARCHIVE_WAIT,
+	PGBR_PHASE_COMMITTING
+} PgbrBackupPhase;
+
+extern const char *pgbr_phase_name(int phase);
+
+/* an error carried from one process to another */
+typedef struct PgbrSharedError
+{
+	int			sqlstate;
+	char		message[1024];
+	char		detail[1024];
+	char		hint[512];
+} PgbrSharedError;
+
+typedef struct PgbrBackupShared
+{
+	LWLock	   *lock;
+
+	/* protected by lock */
+	bool		in_use;
+	uint32		generation;		/* changes with every claim */
+	int			state;			/* PgbrBackupState */
+	bool		caller_waiting;
+	pid_t		caller_pid;
+	Latch	   *caller_latch;
+	pid_t		worker_pid;
+	Latch	   *worker_latch;
+	TimestampTz started;
+	PgbrSharedError error;		/* state FAILED: why */
+	char		summary[256];	/* state DONE: the server's summary */
+	char		notice[256];	/* for the caller, e.g. type changed */
+	bool		abort;			/* a stream failed: every stream stops */
+	PgbrSharedError stream_error;	/* first error of a helper */
+	bool		helper_done[PGBR_HELPERS_MAX];
+
+	/* set by the caller before the worker starts, then read-only */
+	Oid			dboid;
+	char		stanza[PGBR_NAME_MAX + 1];
+	char		type[8];		/* requested */
+
+	/* set by the worker before helpers start, then read-only */
+	char		label[PGBR_LABEL_MAX + 1];
+	char		backup_type[8];	/* as the server decided */
+	char		token[PGBR_NAME_MAX + 1];
+	char		list_path[MAXPGPATH];
+	char		index_path[MAXPGPATH];
+	uint64		nentries;
+	XLogRecPtr	start_lsn;
+	bool		verify_checksums;
+	bool		delta;
+	int			compress;		/* PgbrCompress */
+	int			compress_level;
+
+	/* progress and claims: lock-free */
+	pg_atomic_uint32 phase;
+	pg_atomic_uint64 next_entry;
+	pg_atomic_uint64 files_total;
+	pg_atomic_uint64 files_done;
+	pg_atomic_uint64 bytes_total;
+	pg_atomic_uint64 bytes_done;
+	pg_atomic_uint32 checksum_files;	/* files with invalid pages */
+} PgbrBackupShared;
+
+/* shmem.c: NULL unless pgbr is in shared_preload_libraries */
+extern PgbrBackupShared *pgbr_backup_shared(void);
+extern void pgbr_shared_error_set(PgbrSharedError *dst, const ErrorData *edata);
+extern void pgbr_shared_error_raise(const PgbrSharedError *e);
+
+/* worker.c */
+extern PGDLLEXPORT void pgbr_backup_helper_main(Datum arg);
+
+/*
+ * backup_walk.c: walks the data directory and the tablespaces in walk
+ * order, leaves out what a base backup leaves out, merges the walk with
+ * the prior manifest (prior_path, NULL for a full backup) and writes the
+ * file list: list_path holds one manifest line per entry, index_path one
+ * (offset, length) record per line.  An unchanged file's line is already
+ * the reference line to send.  Fills nentries, files and bytes totals.
+ */
+typedef struct PgbrWalkResult
+{
+	uint64		nentries;
+	uint64		files;
+	uint64		bytes;
+	uint64		references;
+} PgbrWalkResult;
+
+extern void pgbr_walk_build(const char *list_path, const char *index_path,
+							const char *prior_path, PgbrCompress compress,
+							PgbrWalkResult *result);
+
+/*
+ * Whether a data-directory path is a relation file whose pages carry
+ * checksums (under global/, base/ or pg_tblspc/, named
+ * <relfilenode>[_fork][.segment]); *segno is its segment number.
+ */
+extern bool pgbr_relation_file(const char *path, uint32 *segno);
+
+/* one record of the index file: u64 offset, u32 length (native order) */
+#define PGBR_INDEX_RECORD	12
+
+/*
+ * backup_send.c: a stream sends the entries it claims from the list on its
+ * own session, then waits for the last answers.  Raises ERROR on failure.
+ */
+extern void pgbr_stream_run(PgbrBackupShared *shared, PgbrConn *conn);
+
+/*
+ * Sends a file whose content is in memory (backup_label, pg_control,
+ * tablespace_map) and waits for the answer.
+ */
+extern void pgbr_stream_send_content(PgbrConn *conn, const char *path, const char *data,
+									 size_t len, uint32 mode, int64 mtime,
+									 PgbrCompress compress, int level);
+
+#endif							/* PGBR_BACKUP_H */
