@@ -30,6 +30,11 @@ static const CommandDef commands[] = {
 	{"stanza-create", cmd_stanza_create, "register this cluster under the stanza in the repository", false},
 	{"check", cmd_check, "switch WAL and wait until the segment is archived", false},
 	{"archive-get", cmd_archive_get, "fetch a WAL file for restore_command: archive-get WAL PATH", false},
+	{"backup", cmd_backup, "run a backup in the cluster at pg1: --type=full|diff|incr", false},
+	{"info", cmd_info, "list the backups and WAL archive of the stanza (--output=text|json)", false},
+	{"restore", cmd_restore, "restore a backup into pg1-path (--set, --delta, --type, --target ...)", false},
+	{"verify", cmd_verify, "check every file of the stanza in the repository", false},
+	{"expire", cmd_expire, "apply the repository's retention now", false},
 };
 
 static int

@@ -41,5 +41,10 @@ extern int	cmd_server_hello(ToolContext *ctx, PgbrError *err);
 extern int	cmd_stanza_create(ToolContext *ctx, PgbrError *err);
 extern int	cmd_check(ToolContext *ctx, PgbrError *err);
 extern int	cmd_archive_get(ToolContext *ctx, PgbrError *err);
+extern int	cmd_backup(ToolContext *ctx, PgbrError *err);
+extern int	cmd_info(ToolContext *ctx, PgbrError *err);
+extern int	cmd_restore(ToolContext *ctx, PgbrError *err);
+extern int	cmd_verify(ToolContext *ctx, PgbrError *err);
+extern int	cmd_expire(ToolContext *ctx, PgbrError *err);
 
 #endif							/* PGBR_TOOL_H */
