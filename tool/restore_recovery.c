@@ -240,7 +240,15 @@ restore_command(const RecoverySettings *rs, PgbrBuf *out)
 	if (n <= 0)
 		snprintf(exe, sizeof(exe), "pgbr");
 	else
+	{
+		const char *gone = " (deleted)";
+		size_t		glen = strlen(gone);
+
 		exe[n] = '\0';
+		/* the binary was replaced while we run (an upgrade): name the new one */
+		if ((size_t) n > glen && strcmp(exe + n - glen, gone) == 0)
+			exe[n - glen] = '\0';
+	}
 	command_arg(out, "", exe);
 	if (rs->config_path)
 		command_arg(out, " --config=", rs->config_path);
