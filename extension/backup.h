@@ -25,6 +25,7 @@
 
 #include "access/xlogdefs.h"
 #include "port/atomics.h"
+#include "postmaster/bgworker.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -122,8 +123,20 @@ extern PgbrBackupShared *pgbr_backup_shared(void);
 extern void pgbr_shared_error_set(PgbrSharedError *dst, const ErrorData *edata);
 extern void pgbr_shared_error_raise(const PgbrSharedError *e);
 
-/* worker.c */
+/*
+ * backup_helper.c: the helper processes.  pgbr_helpers_start starts up
+ * to n of them (fewer when no background worker slot is free, with a
+ * WARNING) and returns how many; pgbr_helpers_wait returns once all have
+ * ended with their share done, and raises the first stream error otherwise.
+ */
+extern int	pgbr_helpers_start(PgbrBackupShared *shared, uint32 generation, int n,
+							   BackgroundWorkerHandle **handles);
+extern void pgbr_helpers_wait(PgbrBackupShared *shared, BackgroundWorkerHandle **handles, int n);
 extern PGDLLEXPORT void pgbr_backup_helper_main(Datum arg);
+
+/* a joined session of the running backup (BACKUP_JOIN label, token) */
+extern PgbrConn *pgbr_backup_join(PgbrBackupShared *shared, const PgbrConfig *cfg,
+								  SSL_CTX **tls);
 
 /*
  * backup_walk.c: walks the data directory and the tablespaces in walk

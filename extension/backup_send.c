@@ -277,6 +277,21 @@ verify_pages(Stream *s, int fd, const char *path, uint8 *buf, int npages,
 	}
 }
 
+static void
+check_abort(PgbrBackupShared *shared)
+{
+	PgbrSharedError e;
+
+	if (!shared->abort)
+		return;
+	LWLockAcquire(shared->lock, LW_SHARED);
+	e = shared->stream_error;
+	LWLockRelease(shared->lock);
+	if (e.message[0] == '\0')
+		strlcpy(e.message, "the backup was aborted", sizeof(e.message));
+	pgbr_shared_error_raise(&e);
+}
+
 /*
  * Pushes exactly e->size bytes of fd into the chain (zero padding past an
  * early end of file), verifying page checksums of relation files.
@@ -314,6 +329,7 @@ push_content(Stream *s, int fd, const PgbrManifestEntry *e, BadPages *bp)
 		done += want;
 		pg_atomic_fetch_add_u64(&s->shared->bytes_done, want);
 		CHECK_FOR_INTERRUPTS();
+		check_abort(s->shared);
 	}
 }
 
@@ -455,21 +471,6 @@ read_entry(Stream *s, uint64 idx)
 	pgbr_error_init(&err);
 	if (!pgbr_manifest_entry_parse(s->line, len, s->e, &err))
 		raise_err(&err);
-}
-
-static void
-check_abort(PgbrBackupShared *shared)
-{
-	PgbrSharedError e;
-
-	if (!shared->abort)
-		return;
-	LWLockAcquire(shared->lock, LW_SHARED);
-	e = shared->stream_error;
-	LWLockRelease(shared->lock);
-	if (e.message[0] == '\0')
-		strlcpy(e.message, "the backup was aborted", sizeof(e.message));
-	pgbr_shared_error_raise(&e);
 }
 
 void

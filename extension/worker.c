@@ -1,6 +1,6 @@
 /*
  * worker.c
- *		The backup background worker and its helpers.
+ *		The backup background worker: one backup, start to commit.
  *
  * The worker runs one backup for the session that started it (see
  * backup_sql.c): BACKUP_BEGIN, the prior manifest for a diff/incr,
@@ -10,6 +10,9 @@
  * joined session, the wait for the WAL of the backup to reach the archive,
  * BACKUP_END.  The result or the error goes to the slot in shared memory
  * and the caller's latch is set.
+ *
+ * The helper processes are in backup_helper.c, the streams in
+ * backup_send.c, the file list in backup_walk.c.
  *
  * Stopping: SIGTERM (the caller cancelled, or an administrator) makes the
  * next CHECK_FOR_INTERRUPTS exit the process.  The exit closes the
@@ -23,7 +26,6 @@
  * take minutes) and pg_backup_stop(false) does not wait.
  */
 #include "backup.h"
-#include "pgbr_wal.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -71,10 +73,15 @@ static PgbrBackupShared *shared = NULL;
 
 /* ---- the slot ---- */
 
+/* progress for pgbr_progress, and the query text of pg_stat_activity */
 static void
 set_phase(PgbrBackupPhase phase)
 {
+	char		activity[128];
+
 	pg_atomic_write_u32(&shared->phase, (uint32) phase);
+	snprintf(activity, sizeof(activity), "pgbr backup: %s", pgbr_phase_name(phase));
+	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
 static bool
@@ -173,8 +180,8 @@ remove_files(void)
 
 /*
  * Exit handler (before_shmem_exit): runs on every exit, ERROR and FATAL
- * (SIGTERM) included.  Registered after PostgreSQL's backup abort handler,
- * it runs before it; both are needed and their order does not matter.
+ * (SIGTERM) included.  pg_backup_start registers PostgreSQL's own handler,
+ * which ends backup mode, after this one, so that one runs first.
  */
 static void
 worker_exit(int code, Datum arg)
@@ -210,7 +217,7 @@ backup_start(const char *label, bool fast)
 										  PointerGetDatum(cstring_to_text(label)),
 										  BoolGetDatum(fast)));
 	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	set_phase(PGBR_PHASE_CHECKPOINT);
 	return lsn;
 }
 
@@ -246,7 +253,7 @@ backup_stop(StopResult *r, MemoryContext cxt)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	set_phase(PGBR_PHASE_STOPPING);
 }
 
 /* the timeline whose WAL holds what this backup needs */
@@ -281,40 +288,13 @@ raise_err(PgbrError *err)
 	pgbr_ereport(ERROR, err);
 }
 
-static PgbrConn *
-join_session(const PgbrConfig *cfg, SSL_CTX **tls)
-{
-	PgbrConn   *conn = pgbr_backend_connect(cfg, "backup", tls, NULL);
-	const char *args[2];
-	PgbrBuf		b;
-	PgbrError	err;
-	bool		ok;
-
-	args[0] = shared->label;
-	args[1] = shared->token;
-	pgbr_buf_init(&b);
-	pgbr_strs_encode(&b, 2, args);
-	pgbr_error_init(&err);
-	ok = pgbr_conn_send(conn, PGBR_MSG_BACKUP_JOIN, b.data, b.len, &err) &&
-		pgbr_conn_expect_ok(conn, NULL, &err);
-	pgbr_buf_release(&b);
-	if (!ok)
-	{
-		pgbr_conn_free(conn);
-		SSL_CTX_free(*tls);
-		*tls = NULL;
-		raise_err(&err);
-	}
-	return conn;
-}
-
 /*
  * BACKUP_BEGIN.  A lock refusal right after another backup ended is
  * retried for a few seconds: the server releases the lock when it notices
  * the previous session is gone.
  */
 static void
-backup_begin(const PgbrConfig *cfg, const char *type, const char *from)
+backup_begin(const char *type, const char *from)
 {
 	char		sysid[32],
 				pgver[16];
@@ -420,83 +400,6 @@ fetch_prior(const char *prior)
 		if (!pgbr_error_is_set(&err))
 			pgbr_error_set(&err, PGBR_ERR_MEMORY, "out of memory");
 		raise_err(&err);
-	}
-}
-
-static void
-start_helpers(int n)
-{
-	for (int i = 0; i < n; i++)
-	{
-		BackgroundWorker w;
-		BackgroundWorkerHandle *h;
-		MemoryContext old;
-
-		memset(&w, 0, sizeof(w));
-		w.bgw_flags = BGWORKER_SHMEM_ACCESS;
-		w.bgw_start_time = BgWorkerStart_ConsistentState;
-		w.bgw_restart_time = BGW_NEVER_RESTART;
-		strlcpy(w.bgw_library_name, "pgbr", sizeof(w.bgw_library_name));
-		strlcpy(w.bgw_function_name, "pgbr_backup_helper_main", sizeof(w.bgw_function_name));
-		snprintf(w.bgw_name, sizeof(w.bgw_name), "pgbr backup process %d", i + 1);
-		strlcpy(w.bgw_type, "pgbr backup", sizeof(w.bgw_type));
-		w.bgw_main_arg = UInt32GetDatum(ws.generation);
-		memcpy(w.bgw_extra, &i, sizeof(i));
-		w.bgw_notify_pid = MyProcPid;
-		old = MemoryContextSwitchTo(TopMemoryContext);
-		if (!RegisterDynamicBackgroundWorker(&w, &h))
-		{
-			MemoryContextSwitchTo(old);
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("could not start backup process %d: no background worker slot free, continuing with %d process(es)",
-							i + 1, i + 1),
-					 errhint("Raise max_worker_processes or lower process-max.")));
-			break;
-		}
-		MemoryContextSwitchTo(old);
-		ws.helpers[ws.nhelpers++] = h;
-	}
-}
-
-/* after its own share: until every helper has ended, successfully */
-static void
-wait_helpers(void)
-{
-	for (;;)
-	{
-		bool		running = false;
-
-		if (shared->abort)
-		{
-			PgbrSharedError e;
-
-			LWLockAcquire(shared->lock, LW_SHARED);
-			e = shared->stream_error;
-			LWLockRelease(shared->lock);
-			pgbr_shared_error_raise(&e);
-		}
-		for (int i = 0; i < ws.nhelpers; i++)
-		{
-			pid_t		pid;
-			BgwHandleStatus st = GetBackgroundWorkerPid(ws.helpers[i], &pid);
-
-			if (st == BGWH_POSTMASTER_DIED)
-				ereport(ERROR, (errmsg("postmaster exited during the backup")));
-			if (st != BGWH_STOPPED)
-				running = true;
-			else if (!shared->helper_done[i] && !shared->abort)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("backup process %d exited before finishing its files", i + 1),
-						 errhint("See the server log for its error.")));
-		}
-		if (!running)
-			return;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
 	}
 }
 
@@ -614,7 +517,7 @@ run_backup(MemoryContext cxt)
 
 	/* the repository: label, prior, lock */
 	ws.conn = pgbr_backend_connect(cfg, "backup", &ws.tls, NULL);
-	backup_begin(cfg, type, from);
+	backup_begin(type, from);
 	if (ws.prior_label[0])
 		fetch_prior(ws.prior_label);
 
@@ -656,9 +559,10 @@ run_backup(MemoryContext cxt)
 	/* the streams */
 	set_phase(PGBR_PHASE_COPYING);
 	if (process_max > 1 && walk.files > 1)
-		start_helpers(Min(process_max - 1, PGBR_HELPERS_MAX));
+		ws.nhelpers = pgbr_helpers_start(shared, ws.generation,
+										 Min(process_max - 1, PGBR_HELPERS_MAX), ws.helpers);
 	pgbr_stream_run(shared, ws.conn);
-	wait_helpers();
+	pgbr_helpers_wait(shared, ws.helpers, ws.nhelpers);
 
 	/* end of backup mode; backup_label, pg_control, tablespace_map last */
 	set_phase(PGBR_PHASE_STOPPING);
@@ -680,7 +584,7 @@ run_backup(MemoryContext cxt)
 		stop_seg = start_seg;
 	ereport(LOG, (errmsg("backup stop archive = %s, lsn = %s", stop_wal, stop.lsn)));
 
-	ws.late_conn = join_session(cfg, &ws.late_tls);
+	ws.late_conn = pgbr_backup_join(shared, cfg, &ws.late_tls);
 	pgbr_stream_send_content(ws.late_conn, "backup_label", stop.labelfile, strlen(stop.labelfile),
 							 (uint32) (cst.st_mode & 07777), (int64) ts_stop,
 							 (PgbrCompress) shared->compress, shared->compress_level);
@@ -782,77 +686,5 @@ pgbr_backup_worker_main(Datum arg)
 	remove_files();
 	slot_finish(true, NULL, NULL);
 	ereport(LOG, (errmsg("backup command end: completed successfully")));
-	proc_exit(0);
-}
-
-/* ---- helpers ---- */
-
-void
-pgbr_backup_helper_main(Datum arg)
-{
-	uint32		generation = DatumGetUInt32(arg);
-	int			index;
-	bool		ok;
-	PgbrConn   *volatile conn = NULL;
-	SSL_CTX    *volatile tls = NULL;
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	shared = pgbr_backup_shared();
-	memcpy(&index, MyBgworkerEntry->bgw_extra, sizeof(index));
-	if (shared == NULL || index < 0 || index >= PGBR_HELPERS_MAX)
-		proc_exit(0);
-	LWLockAcquire(shared->lock, LW_SHARED);
-	ok = shared->in_use && shared->generation == generation &&
-		shared->state == PGBR_STATE_RUNNING && !shared->abort;
-	LWLockRelease(shared->lock);
-	if (!ok)
-		proc_exit(0);
-
-	PG_TRY();
-	{
-		PgbrError	err;
-		const PgbrConfig *cfg;
-		SSL_CTX    *t = NULL;
-
-		pgbr_error_init(&err);
-		cfg = pgbr_backend_config(&err);
-		if (cfg == NULL)
-			raise_err(&err);
-		conn = join_session(cfg, &t);
-		tls = t;
-		pgbr_stream_run(shared, conn);
-		pgbr_conn_free(conn);
-		conn = NULL;
-		SSL_CTX_free(tls);
-		tls = NULL;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		Latch	   *main = NULL;
-
-		MemoryContextSwitchTo(TopMemoryContext);
-		edata = CopyErrorData();
-		pgbr_conn_free(conn);
-		SSL_CTX_free(tls);
-		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		if (shared->generation == generation && !shared->abort)
-		{
-			pgbr_shared_error_set(&shared->stream_error, edata);
-			shared->abort = true;
-			main = shared->worker_latch;
-		}
-		LWLockRelease(shared->lock);
-		if (main)
-			SetLatch(main);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	if (shared->generation == generation)
-		shared->helper_done[index] = true;
-	LWLockRelease(shared->lock);
 	proc_exit(0);
 }

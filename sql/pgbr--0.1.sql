@@ -20,3 +20,68 @@ COMMENT ON FUNCTION pgbr_check() IS
 
 REVOKE ALL ON FUNCTION pgbr_stanza_create() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgbr_check() FROM PUBLIC;
+
+-- backups (need pgbr in shared_preload_libraries)
+
+CREATE FUNCTION pgbr_backup(type text DEFAULT 'incr')
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgbr_backup'
+LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION pgbr_backup(text) IS
+'run a full, diff or incr backup in a background worker and return its label';
+
+CREATE PROCEDURE pgbr_backup_run(type text DEFAULT 'incr', INOUT label text DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'pgbr_backup_run'
+LANGUAGE C;
+
+COMMENT ON PROCEDURE pgbr_backup_run(text, text) IS
+'pgbr_backup() for CALL: outside a transaction block the session holds no snapshot while it waits';
+
+CREATE FUNCTION pgbr_info(
+    OUT label text,
+    OUT type text,
+    OUT prior text,
+    OUT timestamp_start timestamptz,
+    OUT timestamp_stop timestamptz,
+    OUT wal_start text,
+    OUT wal_stop text,
+    OUT database_size bigint,
+    OUT backup_size bigint,
+    OUT repository_size bigint,
+    OUT lsn_start pg_lsn,
+    OUT lsn_stop pg_lsn,
+    OUT backup_from text,
+    OUT file_total bigint,
+    OUT error_pages bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pgbr_info'
+LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION pgbr_info() IS
+'the backups of this stanza in the repository, oldest first';
+
+CREATE FUNCTION pgbr_backup_progress(
+    OUT phase text,
+    OUT files_done bigint,
+    OUT files_total bigint,
+    OUT bytes_done bigint,
+    OUT bytes_total bigint,
+    OUT label text,
+    OUT type text,
+    OUT pid integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pgbr_backup_progress'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW pgbr_progress AS
+    SELECT * FROM pgbr_backup_progress();
+
+COMMENT ON VIEW pgbr_progress IS
+'the backup that runs now: one row, or none';
+
+REVOKE ALL ON FUNCTION pgbr_backup(text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE pgbr_backup_run(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgbr_info() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgbr_backup_progress() FROM PUBLIC;
+REVOKE ALL ON pgbr_progress FROM PUBLIC;
