@@ -82,6 +82,16 @@ unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; ./$$t || fail=1; done; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
 
-.PHONY: unit install-programs uninstall-programs
+# ---- benchmarks (root; uses the installed pgbr; prints tables) ----
+
+bench: bench-wal bench-backup
+
+bench-wal:
+	bash bench/bench.sh
+
+bench-backup:
+	bash bench/bench-backup.sh
+
+.PHONY: unit install-programs uninstall-programs bench bench-wal bench-backup
 
 EXTRA_CLEAN = pgbr-server pgbr common/fe repo-server/*.fe.o tool/*.fe.o $(UNIT_BINS) tmp_check

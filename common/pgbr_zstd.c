@@ -5,6 +5,9 @@
  */
 #include "pgbr_sink.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <zstd.h>
 
 typedef struct ZstdSink
@@ -16,6 +19,7 @@ typedef struct ZstdSink
 	size_t		outsize;
 	bool		frame_done;		/* decompress: last frame fully decoded */
 	bool		any_input;
+	bool		threaded;		/* compress: zstd may start worker threads */
 } ZstdSink;
 
 static bool
@@ -27,7 +31,28 @@ zc_write(PgbrSink *self, const uint8_t *data, size_t len, PgbrError *err)
 	while (in.pos < in.size)
 	{
 		ZSTD_outBuffer out = {s->out, s->outsize, 0};
-		size_t		rc = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_continue);
+		size_t		rc;
+
+		if (s->threaded && !s->any_input)
+		{
+			sigset_t	all,
+						old;
+
+			/*
+			 * zstd starts its worker threads on the first call.  They must
+			 * never run a signal handler of the host process (a PostgreSQL
+			 * backend's handlers expect its main thread), and new threads
+			 * inherit the signal mask of their creator: block everything
+			 * for the duration of this call.
+			 */
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, &old);
+			rc = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_continue);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			s->any_input = true;
+		}
+		else
+			rc = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_continue);
 
 		if (ZSTD_isError(rc))
 			return pgbr_error_set(err, PGBR_ERR_COMPRESS, "zstd compression failed: %s",
@@ -114,7 +139,7 @@ pgbr_sink_zstd_compress_create(int level, int workers, PgbrSink *next, PgbrError
 	}
 	/* a libzstd built without threads refuses this: compress on one then */
 	if (workers > 0)
-		(void) ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_nbWorkers, workers);
+		s->threaded = !ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_nbWorkers, workers));
 	return &s->base;
 }
 

@@ -3,11 +3,10 @@
  *		Stanza identity and WAL requests: push, get, find.
  *
  * A pushed file is stored as received (compressed at the source) under a
- * name carrying the SHA-256 of its raw content.  Before it is
- * acknowledged the server decompresses the stream, checks the checksum
- * sent after the data, checks the segment header against the stanza's
- * cluster, and makes the file durable: damage in transit and WAL of
- * another cluster never reach the archive.
+ * name carrying the SHA-256 of its raw content, sent after the data.
+ * Before it is acknowledged the server checks the segment header against
+ * the stanza's cluster and makes the file durable: WAL of another cluster
+ * never reaches the archive, and damage at rest is caught by every reader.
  */
 #include "server.h"
 #include "repo.h"
@@ -74,7 +73,12 @@ stanza_handle_get(Session *sess)
 }
 
 /*
- * Receives the DATA...END stream of a push into fd while verifying it.
+ * Receives the DATA...END stream of a push into fd.  Only as much of the
+ * content is decompressed as the segment header needs: the SHA-256 of the
+ * raw content comes from the sender (TLS protects it in transit), is kept
+ * in the stored file's name and checked by archive-get, restore and
+ * verify.  Decompressing and hashing every segment again here would cost
+ * the repository host about a third of the CPU the sender spends.
  * Returns false only when the connection is unusable; a refusal of the
  * content is left in verr.
  */
@@ -85,20 +89,21 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 	PgbrError	err;
 	PgbrSink   *file = pgbr_sink_fd_create(fd, tmppath);
 	PgbrSink   *peek = pgbr_sink_peek_create(PGBR_WAL_LONG_HEADER_SIZE, NULL);
-	PgbrSink   *sha = pgbr_sink_sha256_create(peek, verr);
 	PgbrSink   *dec = NULL;
 	PgbrSink   *check;
 	bool		alive = true;
 	PgbrWalKind kind = pgbr_wal_kind(m->name);
+	uint64_t	received = 0;
 
 	pgbr_error_init(&err);
 	if (m->compress == PGBR_COMPRESS_ZST)
-		dec = pgbr_sink_zstd_decompress_create(sha, verr);
-	check = dec ? dec : sha;
+		dec = pgbr_sink_zstd_decompress_create(peek, verr);
+	check = dec ? dec : peek;
 
 	for (;;)
 	{
 		PgbrFrameHeader hdr;
+		size_t		seen;
 
 		if (!pgbr_conn_recv(sess->conn, &hdr, &sess->in, &err))
 		{
@@ -111,8 +116,20 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 		{
 			if (pgbr_error_is_set(verr))
 				continue;		/* already refused: drain */
-			if (pgbr_sink_write(file, sess->in.data, sess->in.len, verr))
-				pgbr_sink_write(check, sess->in.data, sess->in.len, verr);
+			received += sess->in.len;
+			if (!pgbr_sink_write(file, sess->in.data, sess->in.len, verr))
+				continue;
+			(void) pgbr_sink_peek_data(peek, &seen);
+			if (seen < PGBR_WAL_LONG_HEADER_SIZE &&
+				!pgbr_sink_write(check, sess->in.data, sess->in.len, verr))
+			{
+				char		msg[900];
+
+				snprintf(msg, sizeof(msg), "%s", verr->message);
+				pgbr_error_init(verr);
+				pgbr_error_set(verr, PGBR_ERR_CHECKSUM, "WAL file \"%s\" arrived damaged: %s",
+							   m->name, msg);
+			}
 			continue;
 		}
 		if (hdr.type != PGBR_MSG_END)
@@ -123,63 +140,38 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 			break;
 		}
 		/* END: its payload is the checksum of the raw content */
-		if (!pgbr_error_is_set(verr))
+		if (pgbr_error_is_set(verr))
+			break;
+		if (sess->in.len != PGBR_SHA256_LEN)
 		{
-			uint8_t		sum[PGBR_SHA256_LEN];
+			pgbr_error_set(verr, PGBR_ERR_PROTOCOL, "push of \"%s\" ended without a checksum",
+						   m->name);
+			break;
+		}
+		memcpy(m->sha256, sess->in.data, PGBR_SHA256_LEN);
+		if (m->compress == PGBR_COMPRESS_NONE && received != m->size)
+		{
+			pgbr_error_set(verr, PGBR_ERR_CHECKSUM,
+						   "WAL file \"%s\" arrived with %" PRIu64 " bytes, %" PRIu64 " announced",
+						   m->name, received, m->size);
+			break;
+		}
+		if (pgbr_wal_kind_has_header(kind))
+		{
+			PgbrWalHeader h;
 			size_t		hlen;
-			const uint8_t *head;
+			const uint8_t *head = pgbr_sink_peek_data(peek, &hlen);
 
-			if (sess->in.len != PGBR_SHA256_LEN)
-			{
-				pgbr_error_set(verr, PGBR_ERR_PROTOCOL, "push of \"%s\" ended without a checksum",
-							   m->name);
-				break;
-			}
-			if (!pgbr_sink_finish(check, verr))
-			{
-				/* decompression failed: the stream was damaged */
-				char		msg[900];
-
-				snprintf(msg, sizeof(msg), "%s", verr->message);
-				pgbr_error_init(verr);
-				pgbr_error_set(verr, PGBR_ERR_CHECKSUM,
-							   "WAL file \"%s\" arrived damaged: %s", m->name, msg);
-				break;
-			}
-			pgbr_sink_sha256_result(sha, sum);
-			if (memcmp(sum, sess->in.data, PGBR_SHA256_LEN) != 0)
-			{
-				pgbr_error_set(verr, PGBR_ERR_CHECKSUM,
-							   "WAL file \"%s\" arrived damaged: checksum of the received content does not match the sender's",
-							   m->name);
-				break;
-			}
-			memcpy(m->sha256, sum, PGBR_SHA256_LEN);
-			if (sha->bytes_in != m->size)
-			{
-				pgbr_error_set(verr, PGBR_ERR_CHECKSUM,
-							   "WAL file \"%s\" arrived with %" PRIu64 " bytes, %" PRIu64 " announced",
-							   m->name, sha->bytes_in, m->size);
-				break;
-			}
-			if (pgbr_wal_kind_has_header(kind))
-			{
-				PgbrWalHeader h;
-
-				head = pgbr_sink_peek_data(peek, &hlen);
-				if (pgbr_wal_header_parse(head, hlen, &h, verr))
-					pgbr_wal_header_check(&h, m->name, st->system_id, st->seg_size, st->pg_version, verr);
-				if (kind == PGBR_WAL_SEGMENT && !pgbr_error_is_set(verr) &&
-					m->size != st->seg_size)
-					pgbr_error_set(verr, PGBR_ERR_FORMAT,
-								   "WAL segment \"%s\" has %" PRIu64 " bytes, the stanza's segment size is %u",
-								   m->name, m->size, st->seg_size);
-			}
+			if (pgbr_wal_header_parse(head, hlen, &h, verr))
+				pgbr_wal_header_check(&h, m->name, st->system_id, st->seg_size, st->pg_version, verr);
+			if (kind == PGBR_WAL_SEGMENT && !pgbr_error_is_set(verr) && m->size != st->seg_size)
+				pgbr_error_set(verr, PGBR_ERR_FORMAT,
+							   "WAL segment \"%s\" has %" PRIu64 " bytes, the stanza's segment size is %u",
+							   m->name, m->size, st->seg_size);
 		}
 		break;
 	}
 	pgbr_sink_free(dec);
-	pgbr_sink_free(sha);
 	pgbr_sink_free(peek);
 	pgbr_sink_free(file);
 	return alive;
