@@ -17,8 +17,9 @@ COMMON_SRCS = $(filter-out common/pgbr_log.c, $(sort $(wildcard common/pgbr_*.c)
 EXT_SRCS = $(sort $(wildcard extension/*.c))
 OBJS = $(EXT_SRCS:.c=.o) $(COMMON_SRCS:.c=.o)
 
-PG_CPPFLAGS = -I$(srcdir)/common
-SHLIB_LINK = -lssl -lcrypto -lzstd
+# libpq: the backup worker talks to the standby (extension/standby.c)
+PG_CPPFLAGS = -I$(srcdir)/common -I$(shell $(PG_CONFIG) --includedir)
+SHLIB_LINK = -lssl -lcrypto -lzstd -L$(shell $(PG_CONFIG) --libdir) -lpq
 
 # no LLVM bitcode: the JIT has nothing to gain from this code
 override with_llvm := no
@@ -95,3 +96,6 @@ bench-backup:
 .PHONY: unit install-programs uninstall-programs bench bench-wal bench-backup
 
 EXTRA_CLEAN = pgbr-server pgbr common/fe repo-server/*.fe.o tool/*.fe.o $(UNIT_BINS) tmp_check
+
+# fuzzing, sanitizer unit tests, hostile test client (fuzz/README.md)
+include fuzz/fuzz.mk

@@ -88,20 +88,25 @@ pgbr_manifest_entry_parse(const char *line, size_t len, PgbrManifestEntry *e, Pg
 		return pgbr_error_set(err, PGBR_ERR_FORMAT, "manifest line is too long or contains NUL");
 	memcpy(copy, line, len);
 	copy[len] = '\0';
+	/* exactly NFIELDS fields: count the separators before splitting */
+	for (const char *c = copy; *c; c++)
+		if (*c == '\t')
+			n++;
+	if (n != NFIELDS - 1)
+		return pgbr_error_set(err, PGBR_ERR_FORMAT,
+							  "manifest line has %d fields, %d expected", n + 1, NFIELDS);
 	p = copy;
-	while (n < NFIELDS)
+	for (n = 0; n < NFIELDS; n++)
 	{
 		char	   *tab = strchr(p, '\t');
 
-		fields[n++] = p;
-		if (tab == NULL)
-			break;
-		*tab = '\0';
-		p = tab + 1;
+		fields[n] = p;
+		if (tab)
+		{
+			*tab = '\0';
+			p = tab + 1;
+		}
 	}
-	if (n != NFIELDS || strchr(p, '\t') != NULL)
-		return pgbr_error_set(err, PGBR_ERR_FORMAT,
-							  "manifest line has %d fields, %d expected", n, NFIELDS);
 	if (strlen(fields[0]) != 1 || strchr("fdl", fields[0][0]) == NULL)
 		return pgbr_error_set(err, PGBR_ERR_FORMAT, "invalid manifest entry kind \"%s\"", fields[0]);
 	e->kind = fields[0][0];
