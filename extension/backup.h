@@ -47,6 +47,21 @@ typedef enum PgbrBackupState
 	PGBR_STATE_FAILED
 } PgbrBackupState;
 
+/*
+ * What the worker of a slot does.  A backup taken from the standby but run
+ * by the primary (backup-standby) has two slots at work: the primary's, in
+ * mode BACKUP, owns the backup (BACKUP_BEGIN .. BACKUP_END) and calls
+ * pgbr_backup_standby_copy() on the standby over libpq; that call runs the
+ * standby's slot in mode STANDBY_COPY, whose worker and helpers join the
+ * backup (BACKUP_JOIN with its token) and send the replicated files as
+ * read on the standby (see pgbr_walk_standby_path).
+ */
+typedef enum PgbrBackupMode
+{
+	PGBR_MODE_BACKUP = 0,
+	PGBR_MODE_STANDBY_COPY
+} PgbrBackupMode;
+
 typedef enum PgbrBackupPhase
 {
 	PGBR_PHASE_STARTING = 0,
@@ -55,7 +70,8 @@ typedef enum PgbrBackupPhase
 	PGBR_PHASE_COPYING,
 	PGBR_PHASE_STOPPING,
 	PGBR_PHASE_ARCHIVE_WAIT,
-	PGBR_PHASE_COMMITTING
+	PGBR_PHASE_COMMITTING,
+	PGBR_PHASE_STANDBY_WAIT		/* backup-standby: replay on the standby */
 } PgbrBackupPhase;
 
 extern const char *pgbr_phase_name(int phase);
@@ -86,16 +102,24 @@ typedef struct PgbrBackupShared
 	PgbrSharedError error;		/* state FAILED: why */
 	char		summary[256];	/* state DONE: the server's summary */
 	char		notice[256];	/* for the caller, e.g. type changed */
+	char		warning[512];	/* for the caller, e.g. no standby: primary used */
 	bool		abort;			/* a stream failed: every stream stops */
 	PgbrSharedError stream_error;	/* first error of a helper */
 	bool		helper_done[PGBR_HELPERS_MAX];
 
 	/* set by the caller before the worker starts, then read-only */
+	int			mode;			/* PgbrBackupMode */
 	Oid			dboid;
 	char		stanza[PGBR_NAME_MAX + 1];
 	char		type[8];		/* requested */
+	char		prior[PGBR_LABEL_MAX + 1];	/* STANDBY_COPY: the backup's prior */
 
-	/* set by the worker before helpers start, then read-only */
+	/*
+	 * Set by the worker before helpers start, then read-only.  In mode
+	 * STANDBY_COPY the caller sets label, token and start_lsn, as the primary
+	 * sent them.
+	 */
+
 	char		label[PGBR_LABEL_MAX + 1];
 	char		backup_type[8];	/* as the server decided */
 	char		token[PGBR_NAME_MAX + 1];
@@ -154,9 +178,30 @@ typedef struct PgbrWalkResult
 	uint64		references;
 } PgbrWalkResult;
 
+/*
+ * Which entries a walk lists: all of them (a backup read on one server), or
+ * one server's share of a backup taken from the standby: the standby sends
+ * the replicated relation data -- what is under base/ and global/ (but
+ * global/pg_control) and inside tablespaces --, the primary everything else
+ * (configuration files, SLRUs, directories and links at the top): files
+ * that are not replicated, or not the same on a standby (postgresql.auto.conf
+ * with ALTER SYSTEM settings, standby.signal), come from the primary, as in
+ * pgBackRest.  The two shares are disjoint and each is in walk order; the
+ * server merges them.
+ */
+typedef enum PgbrWalkPart
+{
+	PGBR_WALK_ALL = 0,
+	PGBR_WALK_PRIMARY,
+	PGBR_WALK_STANDBY
+} PgbrWalkPart;
+
+/* whether a data-directory path is the standby's share (see PgbrWalkPart) */
+extern bool pgbr_walk_standby_path(const char *path);
+
 extern void pgbr_walk_build(const char *list_path, const char *index_path,
 							const char *prior_path, PgbrCompress compress,
-							PgbrWalkResult *result);
+							PgbrWalkPart part, PgbrWalkResult *result);
 
 /*
  * Whether a data-directory path is a relation file whose pages carry
@@ -181,5 +226,41 @@ extern void pgbr_stream_run(PgbrBackupShared *shared, PgbrConn *conn);
 extern void pgbr_stream_send_content(PgbrConn *conn, const char *path, const char *data,
 									 size_t len, uint32 mode, int64 mtime,
 									 PgbrCompress compress, int level);
+
+/*
+ * standby.c: the primary's side of a backup taken from the standby, over
+ * libpq (pg2-host / pg2-socket-path, pg2-port, pg2-user, pg2-database).
+ * Every wait is on the latch and the socket, so the worker stays
+ * interruptible.  pgbr_standby_open and pgbr_standby_wait_replay return
+ * false with the reason in why when the standby cannot be used (the caller
+ * decides: ERROR for backup-standby=y, the primary for prefer); the others
+ * raise ERROR.
+ */
+typedef struct PgbrStandby
+{
+	void	   *conn;			/* PGconn *, NULL when closed */
+	bool		fd_reserved;	/* AcquireExternalFD done */
+	bool		copy_running;	/* the CALL is in progress */
+	int			io_timeout_ms;	/* io-timeout: bound of each query but the copy */
+	char		where[256];		/* "pg2 (host=..., port=...)" for messages */
+	char		call[256];		/* CALL <schema>.pgbr_backup_standby_copy(...) */
+} PgbrStandby;
+
+extern bool pgbr_standby_open(const PgbrConfig *cfg, PgbrStandby *sb, char *why, size_t whylen);
+extern bool pgbr_standby_wait_replay(PgbrStandby *sb, XLogRecPtr lsn, TimeLineID tli, int lag_s,
+									 char *why, size_t whylen);
+extern void pgbr_standby_copy_start(PgbrStandby *sb, const char *stanza, const char *label,
+									const char *token, const char *prior, XLogRecPtr start_lsn);
+
+/*
+ * Waits for the standby's copy; keepalive(arg) runs every keepalive_s
+ * seconds meanwhile (the main session must not look idle to the server).
+ * Returns the standby's summary (palloc'd); ERROR with the standby's error.
+ */
+extern char *pgbr_standby_copy_finish(PgbrStandby *sb, void (*keepalive) (void *), void *arg,
+									  int keepalive_s);
+
+/* cancels a copy still running and closes; never throws (exit handlers) */
+extern void pgbr_standby_close(PgbrStandby *sb);
 
 #endif							/* PGBR_BACKUP_H */

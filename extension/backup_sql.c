@@ -12,6 +12,11 @@
  * which stops the backup cleanly (see worker.c): the waiting session and
  * the backup live and die together.
  *
+ * pgbr_backup_standby_copy() is the standby's side of a backup the primary
+ * takes from it (backup-standby): the primary's backup worker CALLs it on
+ * the standby over libpq, and it runs this standby's worker in mode
+ * STANDBY_COPY (worker.c) the same way, for the same backup (label, token).
+ *
  * Waiting without holding back vacuum: a SELECT keeps its snapshot, and so
  * an xmin, until it returns, however long the backup takes.  The procedure
  * pgbr_backup_run(), when CALLed outside a transaction block (as pg_cron
@@ -32,11 +37,13 @@
 #include "storage/ipc.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/pg_lsn.h"
 #include "utils/wait_event.h"
 
 PG_FUNCTION_INFO_V1(pgbr_backup);
 PG_FUNCTION_INFO_V1(pgbr_backup_run);
 PG_FUNCTION_INFO_V1(pgbr_backup_progress);
+PG_FUNCTION_INFO_V1(pgbr_backup_standby_copy);
 
 /* how long a cancelled caller waits for the worker to be gone */
 #define ABANDON_WAIT_MS		10000
@@ -51,6 +58,7 @@ typedef struct BackupResult
 	bool		ok;
 	char		label[PGBR_LABEL_MAX + 1];
 	char		notice[256];
+	char		warning[512];
 	char		summary[256];
 	uint32		checksum_files;
 	PgbrSharedError error;
@@ -152,9 +160,18 @@ backup_type_arg(FunctionCallInfo fcinfo)
 	return type;
 }
 
-/* checks, claims the slot, starts the worker */
+/* what the primary hands the standby for its share of a backup */
+typedef struct CopyArgs
+{
+	const char *label;
+	const char *token;
+	const char *prior;
+	XLogRecPtr	start_lsn;
+} CopyArgs;
+
+/* checks, claims the slot, starts the worker (copy: mode STANDBY_COPY) */
 static void
-launch(const char *fn, const char *type)
+launch(const char *fn, const char *type, const CopyArgs *copy)
 {
 	PgbrBackupShared *shared = shared_or_error(fn);
 	PgbrError	err;
@@ -173,6 +190,11 @@ launch(const char *fn, const char *type)
 	cfg = pgbr_backend_config(&err);
 	if (cfg == NULL)
 		pgbr_ereport(ERROR, &err);
+	if (copy && !RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s runs on a standby", fn),
+				 errdetail("The backup worker of the primary calls it on the standby for a backup from the standby (backup-standby).")));
 	if (!RecoveryInProgress() && !XLogArchivingActive())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -210,16 +232,25 @@ launch(const char *fn, const char *type)
 	shared->started = GetCurrentTimestamp();
 	memset(&shared->error, 0, sizeof(shared->error));
 	memset(&shared->stream_error, 0, sizeof(shared->stream_error));
-	shared->summary[0] = shared->notice[0] = '\0';
+	shared->summary[0] = shared->notice[0] = shared->warning[0] = '\0';
 	shared->abort = false;
 	memset(shared->helper_done, 0, sizeof(shared->helper_done));
+	shared->mode = copy ? PGBR_MODE_STANDBY_COPY : PGBR_MODE_BACKUP;
 	shared->dboid = MyDatabaseId;
 	strlcpy(shared->stanza, pgbr_config_stanza(cfg), sizeof(shared->stanza));
 	strlcpy(shared->type, type, sizeof(shared->type));
-	shared->label[0] = shared->backup_type[0] = shared->token[0] = '\0';
+	shared->label[0] = shared->backup_type[0] = shared->token[0] = shared->prior[0] = '\0';
 	shared->list_path[0] = shared->index_path[0] = '\0';
 	shared->nentries = 0;
 	shared->start_lsn = InvalidXLogRecPtr;
+	if (copy)
+	{
+		strlcpy(shared->label, copy->label, sizeof(shared->label));
+		strlcpy(shared->backup_type, type, sizeof(shared->backup_type));
+		strlcpy(shared->token, copy->token, sizeof(shared->token));
+		strlcpy(shared->prior, copy->prior, sizeof(shared->prior));
+		shared->start_lsn = copy->start_lsn;
+	}
 	pg_atomic_write_u32(&shared->phase, PGBR_PHASE_STARTING);
 	pg_atomic_write_u64(&shared->next_entry, 0);
 	pg_atomic_write_u64(&shared->files_total, 0);
@@ -242,7 +273,11 @@ launch(const char *fn, const char *type)
 	w.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(w.bgw_library_name, "pgbr", sizeof(w.bgw_library_name));
 	strlcpy(w.bgw_function_name, "pgbr_backup_worker_main", sizeof(w.bgw_function_name));
-	snprintf(w.bgw_name, sizeof(w.bgw_name), "pgbr backup of stanza %s", shared->stanza);
+	if (copy)
+		snprintf(w.bgw_name, sizeof(w.bgw_name), "pgbr backup of stanza %s (standby copy)",
+				 shared->stanza);
+	else
+		snprintf(w.bgw_name, sizeof(w.bgw_name), "pgbr backup of stanza %s", shared->stanza);
 	strlcpy(w.bgw_type, "pgbr backup", sizeof(w.bgw_type));
 	w.bgw_main_arg = UInt32GetDatum(generation);
 	w.bgw_notify_pid = MyProcPid;
@@ -286,6 +321,7 @@ wait_result(BackupResult *r)
 			r->ok = shared->state == PGBR_STATE_DONE;
 			strlcpy(r->label, shared->label, sizeof(r->label));
 			strlcpy(r->notice, shared->notice, sizeof(r->notice));
+			strlcpy(r->warning, shared->warning, sizeof(r->warning));
 			strlcpy(r->summary, shared->summary, sizeof(r->summary));
 			r->checksum_files = pg_atomic_read_u32(&shared->checksum_files);
 			r->error = shared->error;
@@ -334,6 +370,8 @@ report(const BackupResult *r)
 {
 	if (r->notice[0])
 		ereport(NOTICE, (errmsg("%s", r->notice)));
+	if (r->warning[0])
+		ereport(WARNING, (errmsg("%s", r->warning)));
 	if (!r->ok)
 		pgbr_shared_error_raise(&r->error);
 	if (r->checksum_files > 0)
@@ -353,7 +391,7 @@ pgbr_backup(PG_FUNCTION_ARGS)
 	const char *type = backup_type_arg(fcinfo);
 	BackupResult r;
 
-	launch("pgbr_backup()", type);
+	launch("pgbr_backup()", type, NULL);
 	PG_TRY();
 	{
 		wait_result(&r);
@@ -366,6 +404,37 @@ pgbr_backup(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	report(&r);
 	PG_RETURN_TEXT_P(cstring_to_text(r.label));
+}
+
+/*
+ * Waits for the worker launch() started; a non-atomic CALL first ends its
+ * transaction, so that the wait holds no snapshot (see the file header).
+ */
+static void
+wait_without_snapshot(const char *fn, bool nonatomic, BackupResult *r)
+{
+	PG_TRY();
+	{
+		if (nonatomic)
+		{
+			/* end the CALL's transaction: its snapshot goes with it */
+			SPI_connect_ext(SPI_OPT_NONATOMIC);
+			SPI_commit();
+			SPI_finish();
+		}
+		else
+			ereport(NOTICE,
+					(errmsg("%s runs inside a transaction block: this session holds its snapshot until the backup ends",
+							fn),
+					 errhint("CALL it on its own, outside BEGIN ... COMMIT, so that vacuum is not held back.")));
+		wait_result(r);
+	}
+	PG_CATCH();
+	{
+		abandon();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -383,28 +452,8 @@ pgbr_backup_run(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	bool		nulls[1] = {false};
 
-	launch("pgbr_backup_run()", type);
-	PG_TRY();
-	{
-		if (nonatomic)
-		{
-			/* end the CALL's transaction: its snapshot goes with it */
-			SPI_connect_ext(SPI_OPT_NONATOMIC);
-			SPI_commit();
-			SPI_finish();
-		}
-		else
-			ereport(NOTICE,
-					(errmsg("pgbr_backup_run() runs inside a transaction block: this session holds its snapshot until the backup ends"),
-					 errhint("CALL it on its own, outside BEGIN ... COMMIT, so that vacuum is not held back.")));
-		wait_result(&r);
-	}
-	PG_CATCH();
-	{
-		abandon();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	launch("pgbr_backup_run()", type, NULL);
+	wait_without_snapshot("pgbr_backup_run()", nonatomic, &r);
 	report(&r);
 
 	/* the INOUT parameter: no catalog access, so still no snapshot needed */
@@ -412,6 +461,58 @@ pgbr_backup_run(PG_FUNCTION_ARGS)
 	TupleDescInitBuiltinEntry(tupdesc, (AttrNumber) 1, "label", TEXTOID, -1, 0);
 	tupdesc = BlessTupleDesc(tupdesc);
 	values[0] = CStringGetTextDatum(r.label);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * CALL pgbr_backup_standby_copy(stanza, label, token, prior, start_lsn
+ * [, result]) on a standby: this standby's share of the backup the primary
+ * runs.  Returns when the share is in the repository: result = what was
+ * sent.  Called by the primary's backup worker, not by hand.
+ */
+Datum
+pgbr_backup_standby_copy(PG_FUNCTION_ARGS)
+{
+	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	CopyArgs	copy;
+	const char *stanza;
+	const char *want = pgbr_stanza ? pgbr_stanza : "";
+	BackupResult r;
+	TupleDesc	tupdesc;
+	Datum		values[1];
+	bool		nulls[1] = {false};
+
+	for (int i = 0; i < 5; i++)
+		if (i != 3 && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("pgbr_backup_standby_copy(): argument %d must not be NULL", i + 1)));
+	stanza = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	copy.label = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	copy.token = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	copy.prior = PG_ARGISNULL(3) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	copy.start_lsn = PG_GETARG_LSN(4);
+	if (!pgbr_label_valid(copy.label) || (copy.prior[0] && !pgbr_label_valid(copy.prior)) ||
+		strlen(copy.token) == 0 || strlen(copy.token) > PGBR_NAME_MAX ||
+		copy.start_lsn == InvalidXLogRecPtr)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pgbr_backup_standby_copy(): invalid label, prior, token or start LSN")));
+	if (strcmp(stanza, want) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this standby backs up stanza \"%s\" (pgbr.stanza), the primary \"%s\"",
+						want, stanza)));
+
+	launch("pgbr_backup_standby_copy()", "copy", &copy);
+	wait_without_snapshot("pgbr_backup_standby_copy()", nonatomic, &r);
+	report(&r);
+
+	tupdesc = CreateTemplateTupleDesc(1);
+	TupleDescInitBuiltinEntry(tupdesc, (AttrNumber) 1, "result", TEXTOID, -1, 0);
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = CStringGetTextDatum(r.summary);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

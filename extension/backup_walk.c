@@ -78,6 +78,7 @@ typedef struct Walker
 	PgbrManifestEntry *prev;
 	bool		have_prev;
 	PgbrCompress compress;
+	PgbrWalkPart part;
 	PgbrWalkResult *result;
 
 	/* the prior manifest, read in step with the walk */
@@ -212,6 +213,41 @@ join_path(const char *dir, const char *name)
 	return dir[0] ? psprintf("%s/%s", dir, name) : pstrdup(name);
 }
 
+/* every entry under path (a directory) is the standby's share */
+static bool
+below_is_standby(const char *path)
+{
+	return strcmp(path, "base") == 0 || strcmp(path, "global") == 0 ||
+		strncmp(path, "base/", 5) == 0 || strncmp(path, "global/", 7) == 0 ||
+		strncmp(path, "pg_tblspc/", 10) == 0;
+}
+
+/* whether the walk can find entries of its share under the directory path */
+static bool
+walk_into(const Walker *w, const char *path)
+{
+	switch (w->part)
+	{
+		case PGBR_WALK_PRIMARY:
+			return !below_is_standby(path);
+		case PGBR_WALK_STANDBY:
+			return below_is_standby(path) || strcmp(path, "pg_tblspc") == 0;
+		default:
+			return true;
+	}
+}
+
+bool
+pgbr_walk_standby_path(const char *path)
+{
+	if (strncmp(path, "base/", 5) == 0 || strncmp(path, "global/", 7) == 0)
+		return true;
+	/* inside a tablespace; pg_tblspc/<oid> itself (the link) is the primary's */
+	if (strncmp(path, "pg_tblspc/", 10) == 0)
+		return strchr(path + 10, '/') != NULL;
+	return false;
+}
+
 /* advances the prior manifest to the first entry not before the current one */
 static void
 prior_seek(Walker *w, const PgbrManifestEntry *e)
@@ -279,6 +315,10 @@ emit(Walker *w, const char *path, char kind, const struct stat *st, const char *
 	uint64		off = w->offset;
 	uint32		len;
 	size_t		before = w->list_buf.len;
+
+	if (w->part != PGBR_WALK_ALL &&
+		pgbr_walk_standby_path(path) != (w->part == PGBR_WALK_STANDBY))
+		return;					/* the other server's share */
 
 	pgbr_manifest_entry_init(e);
 	e->kind = kind;
@@ -554,7 +594,11 @@ walk_tablespace(Walker *w, const char *path, const struct stat *st)
 	emit(w, path, 'l', st, target);
 
 	version = psprintf("%s/%s", path, TABLESPACE_VERSION_DIRECTORY);
-	if (stat(version, &vst) == 0 && S_ISDIR(vst.st_mode))
+	if (!walk_into(w, version))
+	{
+		/* the standby's share */
+	}
+	else if (stat(version, &vst) == 0 && S_ISDIR(vst.st_mode))
 	{
 		emit(w, version, 'd', &vst, NULL);
 		walk_dir(w, version, DIR_TBLSPC_VERSION);
@@ -619,7 +663,7 @@ walk_dir(Walker *w, const char *path, DirKind kind)
 				emit(w, status, 'd', &st, NULL);
 				pfree(status);
 			}
-			else if (!(kind == DIR_TOP && contents_excluded(c[i].name)))
+			else if (!(kind == DIR_TOP && contents_excluded(c[i].name)) && walk_into(w, full))
 				walk_dir(w, full, ck);
 		}
 		pfree(full);
@@ -671,7 +715,7 @@ prior_open(Walker *w, const char *prior_path)
 
 void
 pgbr_walk_build(const char *list_path, const char *index_path, const char *prior_path,
-				PgbrCompress compress, PgbrWalkResult *result)
+				PgbrCompress compress, PgbrWalkPart part, PgbrWalkResult *result)
 {
 	Walker		w;
 
@@ -679,6 +723,7 @@ pgbr_walk_build(const char *list_path, const char *index_path, const char *prior
 	memset(result, 0, sizeof(*result));
 	w.result = result;
 	w.compress = compress;
+	w.part = part;
 	w.list_path = list_path;
 	w.index_path = index_path;
 	w.prior_fd = -1;

@@ -87,6 +87,8 @@ pgbr_phase_name(int phase)
 			return "waiting for WAL archiving";
 		case PGBR_PHASE_COMMITTING:
 			return "committing";
+		case PGBR_PHASE_STANDBY_WAIT:
+			return "waiting for replay on the standby";
 	}
 	return "unknown";
 }

@@ -14,6 +14,19 @@
  * The helper processes are in backup_helper.c, the streams in
  * backup_send.c, the file list in backup_walk.c.
  *
+ * With backup-standby=y|prefer (and this cluster a primary) the backup is
+ * taken from the standby: after pg_backup_start here, the worker connects
+ * to the standby over libpq (standby.c), waits for it to replay and flush
+ * everything up to the start LSN, and calls pgbr_backup_standby_copy()
+ * there, which runs the standby's own worker in mode STANDBY_COPY: it joins
+ * the backup and sends the standby's share of the files (see
+ * pgbr_walk_standby_path) while this worker sends the primary's share.
+ * pg_backup_stop, the late files and the WAL check stay here.  The same
+ * worker in mode STANDBY_COPY is run_standby_copy() below.
+ *
+ * A backup started on a standby itself (SELECT pgbr_backup() there) is an
+ * ordinary backup in backup mode on the standby: BACKUP FROM: standby.
+ *
  * Stopping: SIGTERM (the caller cancelled, or an administrator) makes the
  * next CHECK_FOR_INTERRUPTS exit the process.  The exit closes the
  * sessions, so the server removes the incomplete backup; PostgreSQL's own
@@ -36,6 +49,7 @@
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogrecovery.h"
+#include "common/controldata_utils.h"
 #include "common/file_perm.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -65,6 +79,8 @@ typedef struct WorkerState
 	char		prior_path[MAXPGPATH];
 	char		list_path[MAXPGPATH];
 	char		index_path[MAXPGPATH];
+	char		start_wal[MAXFNAMELEN];	/* for the keepalive */
+	PgbrStandby standby;		/* backup-standby: the libpq connection */
 	bool		ended;			/* the result is in the slot */
 } WorkerState;
 
@@ -149,6 +165,8 @@ slot_finish(bool ok, const ErrorData *edata, const char *message)
 static void
 close_sessions(void)
 {
+	/* first: a copy still running on the standby is cancelled */
+	pgbr_standby_close(&ws.standby);
 	pgbr_conn_free(ws.late_conn);
 	ws.late_conn = NULL;
 	SSL_CTX_free(ws.late_tls);
@@ -449,6 +467,13 @@ wait_archive(TimeLineID start_tli, XLogSegNo start_seg, TimeLineID stop_tli, XLo
 				raise_err(&err);
 			if (found)
 				break;
+			if (GetCurrentTimestamp() >= deadline && RecoveryInProgress())
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("WAL segment %s was not archived before the %d s archive-timeout",
+								name, timeout_s),
+						 errdetail("A backup taken on a standby ends in the segment being written on the primary; the primary archives it once it is complete."),
+						 errhint("Set archive_timeout on the primary (or make sure it writes WAL), or raise archive-timeout; check archiving on the primary. The backup is not usable without its WAL.")));
 			if (GetCurrentTimestamp() >= deadline)
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -463,13 +488,111 @@ wait_archive(TimeLineID start_tli, XLogSegNo start_seg, TimeLineID stop_tli, XLo
 	}
 }
 
+/* the host configuration and the settings both modes use */
+static const PgbrConfig *
+read_settings(int *process_max)
+{
+	PgbrError	err;
+	const PgbrConfig *cfg;
+
+	pgbr_error_init(&err);
+	cfg = pgbr_backend_config(&err);
+	if (cfg == NULL)
+		raise_err(&err);
+	if (strcmp(pgbr_config_stanza(cfg), shared->stanza) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pgbr.stanza changed from \"%s\" to \"%s\" while the backup started",
+						shared->stanza, pgbr_config_stanza(cfg))));
+	*process_max = (int) pgbr_config_get_int(cfg, "process-max");
+	shared->delta = pgbr_config_get_bool(cfg, "delta");
+	shared->compress = strcmp(pgbr_config_get(cfg, "compress-type"), "none") == 0 ?
+		PGBR_COMPRESS_NONE : PGBR_COMPRESS_ZST;
+	shared->compress_level = (int) pgbr_config_get_int(cfg, "compress-level");
+	shared->verify_checksums = DataChecksumsEnabled();
+	return cfg;
+}
+
+/*
+ * The file list of this server's share, then the streams: this worker on
+ * ws.conn and process-max - 1 helpers on their own joined sessions.
+ */
+static void
+copy_files(PgbrWalkPart part, int process_max, PgbrWalkResult *walk)
+{
+	set_phase(PGBR_PHASE_LISTING);
+	if (MakePGDirectory(PGBR_TMP_DIR) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", PGBR_TMP_DIR)));
+	snprintf(ws.list_path, sizeof(ws.list_path), PGBR_TMP_PREFIX "%d.list", MyProcPid);
+	snprintf(ws.index_path, sizeof(ws.index_path), PGBR_TMP_PREFIX "%d.index", MyProcPid);
+	strlcpy(shared->list_path, ws.list_path, sizeof(shared->list_path));
+	strlcpy(shared->index_path, ws.index_path, sizeof(shared->index_path));
+	pgbr_walk_build(shared->list_path, shared->index_path,
+					ws.prior_path[0] ? ws.prior_path : NULL,
+					(PgbrCompress) shared->compress, part, walk);
+	shared->nentries = walk->nentries;
+	pg_atomic_write_u64(&shared->next_entry, 0);
+	pg_atomic_write_u64(&shared->files_total, walk->files);
+	pg_atomic_write_u64(&shared->bytes_total, walk->bytes);
+	ereport(DEBUG1, (errmsg_internal("file list: " UINT64_FORMAT " entries, " UINT64_FORMAT " files, " UINT64_FORMAT " bytes, " UINT64_FORMAT " unchanged",
+									 walk->nentries, walk->files, walk->bytes, walk->references)));
+
+	set_phase(PGBR_PHASE_COPYING);
+	if (process_max > 1 && walk->files > 1)
+		ws.nhelpers = pgbr_helpers_start(shared, ws.generation,
+										 Min(process_max - 1, PGBR_HELPERS_MAX), ws.helpers);
+	pgbr_stream_run(shared, ws.conn);
+	pgbr_helpers_wait(shared, ws.helpers, ws.nhelpers);
+}
+
+/*
+ * While the standby copies, the main session has nothing to send; the
+ * server drops a session idle for an hour, so it hears from us every
+ * minute (a WAL_FIND of the start segment: cheap, and harmless).
+ */
+static void
+main_keepalive(void *arg)
+{
+	bool		found;
+	PgbrError	err;
+
+	pgbr_error_init(&err);
+	if (!pgbr_client_wal_find(ws.conn, ws.start_wal, &found, &err))
+		raise_err(&err);
+}
+
+/* no usable standby: an ERROR, or with backup-standby=prefer the primary */
+static void
+standby_unavailable(bool prefer, const char *why)
+{
+	if (!prefer)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("unable to back up from the standby: %s", why),
+				 errhint("Check that the standby runs and replays, and pg2-host or pg2-socket-path, pg2-port, pg2-user and pg2-database in the pgbr configuration of this host; with backup-standby=prefer the backup falls back to the primary.")));
+	ereport(WARNING,
+			(errmsg("unable to back up from the standby, backing up from the primary instead: %s",
+					why)));
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	snprintf(shared->warning, sizeof(shared->warning),
+			 "unable to back up from the standby, backing up from the primary instead: %s", why);
+	LWLockRelease(shared->lock);
+}
+
 static void
 run_backup(MemoryContext cxt)
 {
 	PgbrError	err;
 	const PgbrConfig *cfg;
 	const char *type = shared->type;
-	const char *from = RecoveryInProgress() ? "standby" : "primary";
+	bool		on_standby = RecoveryInProgress();
+	const char *standby_opt;
+	bool		prefer;
+	bool		use_standby = false;
+	int			standby_lag;
+	const char *from;
 	bool		fast;
 	int			process_max;
 	int			archive_timeout;
@@ -484,6 +607,7 @@ run_backup(MemoryContext cxt)
 	char		start_wal[MAXFNAMELEN],
 				stop_wal[MAXFNAMELEN];
 	char		lsn_start_text[32];
+	char		why[1024];
 	PgbrWalkResult walk;
 	StopResult	stop;
 	struct stat cst;
@@ -492,28 +616,31 @@ run_backup(MemoryContext cxt)
 	char		summary[PGBR_TEXT_MAX + 1];
 
 	pgbr_error_init(&err);
-	cfg = pgbr_backend_config(&err);
-	if (cfg == NULL)
-		raise_err(&err);
-	if (strcmp(pgbr_config_stanza(cfg), shared->stanza) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pgbr.stanza changed from \"%s\" to \"%s\" while the backup started",
-						shared->stanza, pgbr_config_stanza(cfg))));
+	cfg = read_settings(&process_max);
 	fast = pgbr_config_get_bool(cfg, "start-fast");
-	process_max = (int) pgbr_config_get_int(cfg, "process-max");
 	archive_timeout = (int) pgbr_config_get_int(cfg, "archive-timeout");
-	shared->delta = pgbr_config_get_bool(cfg, "delta");
-	shared->compress = strcmp(pgbr_config_get(cfg, "compress-type"), "none") == 0 ?
-		PGBR_COMPRESS_NONE : PGBR_COMPRESS_ZST;
-	shared->compress_level = (int) pgbr_config_get_int(cfg, "compress-level");
-	shared->verify_checksums = DataChecksumsEnabled();
+	standby_opt = pgbr_config_get(cfg, "backup-standby");
+	prefer = strcmp(standby_opt, "prefer") == 0;
+	standby_lag = (int) pgbr_config_get_int(cfg, "backup-standby-lag");
 
 	ereport(LOG,
-			(errmsg("backup command begin %s: --stanza=%s --type=%s --process-max=%d --start-fast=%s --delta=%s --compress-type=%s --compress-level=%d --archive-timeout=%d",
+			(errmsg("backup command begin %s: --stanza=%s --type=%s --process-max=%d --start-fast=%s --delta=%s --compress-type=%s --compress-level=%d --archive-timeout=%d --backup-standby=%s",
 					PGBR_VERSION, shared->stanza, type, process_max, fast ? "y" : "n",
 					shared->delta ? "y" : "n", pgbr_config_get(cfg, "compress-type"),
-					shared->compress_level, archive_timeout)));
+					shared->compress_level, archive_timeout, standby_opt)));
+
+	/*
+	 * The standby, before the repository: with backup-standby=y a standby
+	 * that cannot be used fails the backup before anything starts.  On a
+	 * standby itself the option means nothing: the backup is read here.
+	 */
+	if (!on_standby && strcmp(standby_opt, "n") != 0)
+	{
+		use_standby = pgbr_standby_open(cfg, &ws.standby, why, sizeof(why));
+		if (!use_standby)
+			standby_unavailable(prefer, why);
+	}
+	from = on_standby || use_standby ? "standby" : "primary";
 
 	/* the repository: label, prior, lock */
 	ws.conn = pgbr_backend_connect(cfg, "backup", &ws.tls, NULL);
@@ -532,39 +659,68 @@ run_backup(MemoryContext cxt)
 	start_tli = current_tli();
 	XLByteToSeg(start_lsn, start_seg, wal_segment_size);
 	segment_name(start_wal, start_tli, start_lsn, false);
+	strlcpy(ws.start_wal, start_wal, sizeof(ws.start_wal));
 	snprintf(lsn_start_text, sizeof(lsn_start_text), "%X/%X", LSN_FORMAT_ARGS(start_lsn));
 	shared->start_lsn = start_lsn;
 	ereport(LOG, (errmsg("backup start archive = %s, lsn = %s", start_wal, lsn_start_text)));
 
-	/* the file list */
-	set_phase(PGBR_PHASE_LISTING);
-	if (MakePGDirectory(PGBR_TMP_DIR) != 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", PGBR_TMP_DIR)));
-	snprintf(ws.list_path, sizeof(ws.list_path), PGBR_TMP_PREFIX "%d.list", MyProcPid);
-	snprintf(ws.index_path, sizeof(ws.index_path), PGBR_TMP_PREFIX "%d.index", MyProcPid);
-	strlcpy(shared->list_path, ws.list_path, sizeof(shared->list_path));
-	strlcpy(shared->index_path, ws.index_path, sizeof(shared->index_path));
-	pgbr_walk_build(shared->list_path, shared->index_path,
-					ws.prior_path[0] ? ws.prior_path : NULL,
-					(PgbrCompress) shared->compress, &walk);
-	shared->nentries = walk.nentries;
-	pg_atomic_write_u64(&shared->next_entry, 0);
-	pg_atomic_write_u64(&shared->files_total, walk.files);
-	pg_atomic_write_u64(&shared->bytes_total, walk.bytes);
-	ereport(DEBUG1, (errmsg_internal("file list: " UINT64_FORMAT " entries, " UINT64_FORMAT " files, " UINT64_FORMAT " bytes, " UINT64_FORMAT " unchanged",
-									 walk.nentries, walk.files, walk.bytes, walk.references)));
+	/*
+	 * Backup from the standby: its data files must hold every change before
+	 * the start LSN (see standby.c) before it reads them.  Then it reads its
+	 * share while this worker reads the primary's.
+	 */
+	if (use_standby)
+	{
+		set_phase(PGBR_PHASE_STANDBY_WAIT);
+		ereport(LOG, (errmsg("wait for replay on the standby to reach %s", lsn_start_text)));
+		if (pgbr_standby_wait_replay(&ws.standby, start_lsn, start_tli, standby_lag,
+									 why, sizeof(why)))
+			ereport(LOG, (errmsg("replay on the standby reached %s", lsn_start_text)));
+		else
+		{
+			pgbr_standby_close(&ws.standby);
+			use_standby = false;
+			from = "primary";
+			standby_unavailable(prefer, why);
+		}
+	}
+	if (use_standby)
+	{
+		ereport(LOG,
+				(errmsg("copy relation files from the standby, other files from the primary")));
+		pgbr_standby_copy_start(&ws.standby, shared->stanza, shared->label, shared->token,
+								ws.prior_label, start_lsn);
+	}
 
-	/* the streams */
-	set_phase(PGBR_PHASE_COPYING);
-	if (process_max > 1 && walk.files > 1)
-		ws.nhelpers = pgbr_helpers_start(shared, ws.generation,
-										 Min(process_max - 1, PGBR_HELPERS_MAX), ws.helpers);
-	pgbr_stream_run(shared, ws.conn);
-	pgbr_helpers_wait(shared, ws.helpers, ws.nhelpers);
+	/* the file list and the streams of this server's share */
+	copy_files(use_standby ? PGBR_WALK_PRIMARY : PGBR_WALK_ALL, process_max, &walk);
+	if (use_standby)
+	{
+		char	   *result;
 
-	/* end of backup mode; backup_label, pg_control, tablespace_map last */
+		ereport(LOG,
+				(errmsg("primary sent " UINT64_FORMAT " files, waiting for the standby",
+						walk.files)));
+		result = pgbr_standby_copy_finish(&ws.standby, main_keepalive, NULL, 60);
+		ereport(LOG, (errmsg("standby sent %s", result)));
+		pgbr_standby_close(&ws.standby);
+	}
+
+	/*
+	 * End of backup mode; backup_label, pg_control, tablespace_map last.
+	 *
+	 * A backup from the standby takes all three from the primary: the
+	 * primary's backup_label (BACKUP FROM: primary) makes recovery replay
+	 * from the start LSN to the XLOG_BACKUP_END record of the primary's
+	 * pg_backup_stop, which covers every change the standby had replayed
+	 * when it read its files (they hold at least everything before the
+	 * start LSN, see standby.c, and nothing after the stop, which comes
+	 * after the copy).  The primary's pg_control, read after every file,
+	 * matches that label exactly as in a backup of the primary; the
+	 * standby's would carry its minRecoveryPoint, which may lie beyond the
+	 * stop LSN and would make recovery wait for WAL the backup does not
+	 * include.
+	 */
 	set_phase(PGBR_PHASE_STOPPING);
 	control = read_control(&cst);
 	ereport(LOG, (errmsg("execute non-exclusive backup stop and wait for all WAL segments to archive")));
@@ -601,7 +757,11 @@ run_backup(MemoryContext cxt)
 	SSL_CTX_free(ws.late_tls);
 	ws.late_tls = NULL;
 
-	/* the WAL that makes the copy consistent */
+	/*
+	 * The WAL that makes the copy consistent.  On a standby the segment of
+	 * the stop LSN is archived by the primary, once it is complete: this
+	 * waits for it up to archive-timeout (see the hint in wait_archive).
+	 */
 	set_phase(PGBR_PHASE_ARCHIVE_WAIT);
 	ereport(LOG, (errmsg("check archive for segment(s) %s:%s", start_wal, stop_wal)));
 	wait_archive(start_tli, start_seg, stop_tli, stop_seg, archive_timeout);
@@ -635,6 +795,82 @@ run_backup(MemoryContext cxt)
 	LWLockRelease(shared->lock);
 }
 
+/*
+ * Mode STANDBY_COPY, on a standby: the share of a backup the primary runs
+ * (label, token, prior and start LSN from the primary's call of
+ * pgbr_backup_standby_copy).  Joins the backup, sends the replicated files
+ * as this standby has them, and ends; the primary does the rest.
+ */
+static void
+run_standby_copy(void)
+{
+	const PgbrConfig *cfg;
+	int			process_max;
+	XLogRecPtr	start_lsn = shared->start_lsn;
+	XLogRecPtr	replay;
+	ControlFileData *control;
+	bool		crc_ok;
+	PgbrWalkResult walk;
+	char		size[32];
+	char		summary[256];
+
+	cfg = read_settings(&process_max);
+	ereport(LOG,
+			(errmsg("backup %s: copy of the standby's files begins: --stanza=%s --process-max=%d --delta=%s --compress-type=%s --compress-level=%d, start lsn %X/%X",
+					shared->label, shared->stanza, process_max, shared->delta ? "y" : "n",
+					pgbr_config_get(cfg, "compress-type"), shared->compress_level,
+					LSN_FORMAT_ARGS(start_lsn))));
+
+	/* what the primary made sure of, checked where it matters */
+	if (!RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this server is not a standby: it cannot copy files for a backup from the standby")));
+	replay = GetXLogReplayRecPtr(NULL);
+	if (replay < start_lsn)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replay on this standby is at %X/%X, before the backup start %X/%X",
+						LSN_FORMAT_ARGS(replay), LSN_FORMAT_ARGS(start_lsn))));
+	control = get_controlfile(DataDir, &crc_ok);
+	if (!crc_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("calculated CRC checksum does not match value stored in file \"%s\"",
+						XLOG_CONTROL_FILE)));
+	if (control->checkPointCopy.redo < start_lsn)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the last restartpoint of this standby (redo %X/%X) is before the backup start %X/%X",
+						LSN_FORMAT_ARGS(control->checkPointCopy.redo), LSN_FORMAT_ARGS(start_lsn)),
+				 errdetail("Changes before the backup start may not be in the data files yet."),
+				 errhint("The primary's backup worker runs CHECKPOINT on the standby before the copy; run it by hand if this persists.")));
+	pfree(control);
+
+	ws.conn = pgbr_backup_join(shared, cfg, &ws.tls);
+	if (shared->prior[0])
+	{
+		strlcpy(ws.prior_label, shared->prior, sizeof(ws.prior_label));
+		fetch_prior(ws.prior_label);
+	}
+	copy_files(PGBR_WALK_STANDBY, process_max, &walk);
+
+	/* files read after a promotion may hold changes the primary never had */
+	if (!RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the standby was promoted during the backup")));
+	close_sessions();
+
+	pgbr_size_format(walk.bytes, size, sizeof(size));
+	snprintf(summary, sizeof(summary), UINT64_FORMAT " files, %s (" UINT64_FORMAT " unchanged)",
+			 walk.files, size, walk.references);
+	ereport(LOG, (errmsg("backup %s: the standby sent %s", shared->label, summary)));
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	strlcpy(shared->summary, summary, sizeof(shared->summary));
+	LWLockRelease(shared->lock);
+}
+
 void
 pgbr_backup_worker_main(Datum arg)
 {
@@ -658,7 +894,10 @@ pgbr_backup_worker_main(Datum arg)
 
 	PG_TRY();
 	{
-		run_backup(cxt);
+		if (shared->mode == PGBR_MODE_STANDBY_COPY)
+			run_standby_copy();
+		else
+			run_backup(cxt);
 	}
 	PG_CATCH();
 	{

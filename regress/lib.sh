@@ -10,6 +10,7 @@ PGBR_PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-cron
 	libzstd-dev libssl-dev libpq-dev libipc-run-perl
 	openssl make gcc perl
+	clang libclang-rt-14-dev
 )
 
 # The unprivileged user that runs PostgreSQL, the TAP tests and the demo

@@ -135,6 +135,34 @@ for v in PG_TEST_NOCLEAN PG_TEST_TIMEOUT_DEFAULT PG_TEST_EXTRA PGBR_BIN PGBR_SER
 done
 
 ###########################################################################
+# Sanitizers and fuzzing (fuzz/fuzz.mk, included by the Makefile): the unit
+# tests of common/ under ASan+UBSan, then every libFuzzer target replays the
+# inputs kept in fuzz/regressions/ and its corpus and fuzzes for 10 s (make
+# fuzz-short); a crash, leak or sanitizer report fails the step.  Also builds
+# fuzz/pgbr-rawclient, the hostile client of t/040_hostile.pl, and hands it
+# to the TAP tests (PGBR_RAWCLIENT).  PGBR_SKIP_FUZZ=1 skips the fuzzing.
+
+pgbr_header "sanitizers and fuzzing (make unit-san fuzz-short)"
+if make -C "$REPO" unit-san PG_CONFIG="$PG_CONFIG"; then
+	record "unit tests (ASan+UBSan)" PASS
+else
+	record "unit tests (ASan+UBSan)" FAIL
+fi
+if [ -n "${PGBR_SKIP_FUZZ:-}" ]; then
+	record "fuzzing (make fuzz-short)" "SKIP (PGBR_SKIP_FUZZ)"
+elif make -C "$REPO" fuzz-short PG_CONFIG="$PG_CONFIG"; then
+	record "fuzzing (make fuzz-short)" PASS
+else
+	record "fuzzing (make fuzz-short)" FAIL
+fi
+if make -C "$REPO" fuzz/pgbr-rawclient PG_CONFIG="$PG_CONFIG" &&
+	install -m 0755 "$REPO/fuzz/pgbr-rawclient" "$SCRATCH/pgbr-rawclient"; then
+	TEST_ENV+=("PGBR_RAWCLIENT=$SCRATCH/pgbr-rawclient")
+else
+	record "build fuzz/pgbr-rawclient" FAIL
+fi
+
+###########################################################################
 # pg_regress (optional: only if there are SQL tests)
 
 shopt -s nullglob

@@ -38,6 +38,21 @@ LANGUAGE C;
 COMMENT ON PROCEDURE pgbr_backup_run(text, text) IS
 'pgbr_backup() for CALL: outside a transaction block the session holds no snapshot while it waits';
 
+-- the standby's side of a backup taken from the standby (backup-standby):
+-- the primary's backup worker CALLs it on the standby over libpq
+CREATE PROCEDURE pgbr_backup_standby_copy(
+    stanza text,
+    label text,
+    token text,
+    prior text,
+    start_lsn pg_lsn,
+    INOUT result text DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'pgbr_backup_standby_copy'
+LANGUAGE C;
+
+COMMENT ON PROCEDURE pgbr_backup_standby_copy(text, text, text, text, pg_lsn, text) IS
+'on a standby: send the standby''s files of a backup the primary runs (called by the primary''s backup worker)';
+
 CREATE FUNCTION pgbr_info(
     OUT label text,
     OUT type text,
@@ -82,6 +97,7 @@ COMMENT ON VIEW pgbr_progress IS
 
 REVOKE ALL ON FUNCTION pgbr_backup(text) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE pgbr_backup_run(text, text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE pgbr_backup_standby_copy(text, text, text, text, pg_lsn, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgbr_info() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgbr_backup_progress() FROM PUBLIC;
 REVOKE ALL ON pgbr_progress FROM PUBLIC;

@@ -1,7 +1,11 @@
 /*
  * backup_cmd.c
  *		pgbr backup: asks PostgreSQL (pg1, over libpq) to run a backup with
- *		SELECT pgbr_backup(type) and waits for its label.  The backup itself
+ *		CALL pgbr_backup_run(type) and waits for its label (the procedure's
+ *		INOUT parameter comes back as a one-row result).  CALL rather than
+ *		SELECT pgbr_backup(): outside a transaction block the procedure ends
+ *		its transaction before it waits, so this session holds no snapshot
+ *		(no xmin) however long the backup runs.  The backup itself
  *		runs in the cluster's background worker; its NOTICEs are logged
  *		here, a failure becomes this command's ERROR, and ^C cancels it.
  *		The summary line comes from the repository when it can be reached.
@@ -167,7 +171,7 @@ cmd_backup(ToolContext *ctx, PgbrError *err)
 	sigaction(SIGTERM, &sa, &old_term);
 
 	params[0] = type;
-	res = PQexecParams(pg, "SELECT pgbr_backup($1::text)", 1, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(pg, "CALL pgbr_backup_run($1::text)", 1, NULL, params, NULL, NULL, 0);
 
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
