@@ -98,4 +98,4 @@ bench-backup:
 EXTRA_CLEAN = pgbr-server pgbr common/fe repo-server/*.fe.o tool/*.fe.o $(UNIT_BINS) tmp_check
 
 # fuzzing, sanitizer unit tests, hostile test client (fuzz/README.md)
--include fuzz/fuzz.mk
+include fuzz/fuzz.mk

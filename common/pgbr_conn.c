@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -34,7 +35,23 @@ struct PgbrConn
 	size_t		inpos;
 	size_t		inlen;
 	bool		broken;			/* an I/O error happened: no clean shutdown */
+	int64_t		deadline;		/* CLOCK_MONOTONIC ms every wait ends by; 0: none */
 };
+
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+pgbr_conn_set_deadline(PgbrConn *conn, int ms)
+{
+	conn->deadline = ms > 0 ? monotonic_ms() + ms : 0;
+}
 
 int
 pgbr_wait_poll(void *arg, int fd, int events, int timeout_ms, PgbrError *err)
@@ -87,7 +104,24 @@ set_nonblock(int fd, PgbrError *err)
 static bool
 conn_wait(PgbrConn *conn, int events, const char *what, PgbrError *err)
 {
-	int			rc = conn->wait(conn->wait_arg, conn->fd, events, conn->timeout_ms, err);
+	int			timeout = conn->timeout_ms;
+	int			rc;
+
+	if (conn->deadline != 0)
+	{
+		int64_t		left = conn->deadline - monotonic_ms();
+
+		if (left <= 0)
+		{
+			conn->broken = true;
+			return pgbr_error_set(err, PGBR_ERR_TIMEOUT,
+								  "timed out waiting for %s %s: the time allowed has passed",
+								  conn->peer, what);
+		}
+		if (left < timeout)
+			timeout = (int) left;
+	}
+	rc = conn->wait(conn->wait_arg, conn->fd, events, timeout, err);
 
 	if (rc < 0)
 	{
@@ -317,6 +351,8 @@ pgbr_conn_accept(int fd, SSL_CTX *ctx, int timeout_ms, PgbrError *err)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (!set_nonblock(fd, err))
 		goto fail;
+	/* the handshake (and what the caller reads next) must end in time */
+	pgbr_conn_set_deadline(conn, timeout_ms);
 	conn->ssl = SSL_new(ctx);
 	if (conn->ssl == NULL || SSL_set_fd(conn->ssl, fd) != 1)
 	{

@@ -35,8 +35,16 @@ typedef struct PgbrConn PgbrConn;
 extern PgbrConn *pgbr_conn_connect(const char *host, int port, SSL_CTX *ctx, int timeout_ms,
 								   PgbrWaitFn wait, void *wait_arg, PgbrError *err);
 
-/* server side: TLS handshake on an accepted socket (made non-blocking here) */
+/*
+ * server side: TLS handshake on an accepted socket (made non-blocking here).
+ * timeout_ms is a deadline: every wait, in the handshake and after it,
+ * ends by then, however the peer trickles bytes, until the caller lifts it
+ * with pgbr_conn_set_deadline(conn, 0).
+ */
 extern PgbrConn *pgbr_conn_accept(int fd, SSL_CTX *ctx, int timeout_ms, PgbrError *err);
+
+/* every later wait ends within ms from now (0: no deadline) */
+extern void pgbr_conn_set_deadline(PgbrConn *conn, int ms);
 
 extern void pgbr_conn_free(PgbrConn *conn);
 extern SSL *pgbr_conn_ssl(PgbrConn *conn);

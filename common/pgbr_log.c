@@ -62,10 +62,39 @@ pgbr_log_set_process(int id)
 	process_id = id;
 }
 
+/*
+ * Messages carry names that come from clients and servers (WAL names,
+ * stanzas, paths, HELLO's program): control characters are escaped, so a
+ * message is always one line and nobody can forge log lines.
+ */
+static const char *
+one_line(const char *msg, char *out, size_t outlen)
+{
+	size_t		o = 0;
+
+	for (const unsigned char *p = (const unsigned char *) msg; *p && o + 5 < outlen; p++)
+	{
+		if (*p == '\n' || *p == '\r')
+		{
+			out[o++] = '\\';
+			out[o++] = *p == '\n' ? 'n' : 'r';
+		}
+		else if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			o += (size_t) snprintf(out + o, outlen - o, "\\x%02x", *p);
+		else
+			out[o++] = (char) *p;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static void
-emit(FILE *f, PgbrLogLevel level, bool stamp, const char *msg)
+emit(FILE *f, PgbrLogLevel level, bool stamp, const char *raw)
 {
 	char		ts[64] = "";
+	char		msg[4 * 4096 + 8];
+
+	one_line(raw, msg, sizeof(msg));
 
 	if (stamp)
 	{
@@ -102,8 +131,10 @@ void
 pgbr_log_error(const PgbrError *err)
 {
 	char		line[2048];
+	char		safe[4 * 1024 + 8];
 
-	snprintf(line, sizeof(line), "ERROR: [%03d]: %s", err->code, err->message);
+	snprintf(line, sizeof(line), "ERROR: [%03d]: %s", err->code,
+			 one_line(err->message, safe, sizeof(safe)));
 	if (with_time)
 		pgbr_log(PGBR_LOG_ERROR, "[%03d]: %s", err->code, err->message);
 	else
@@ -113,7 +144,7 @@ pgbr_log_error(const PgbrError *err)
 		if (with_time)
 			pgbr_log(PGBR_LOG_ERROR, "HINT: %s", err->hint);
 		else
-			fprintf(stderr, "HINT: %s\n", err->hint);
+			fprintf(stderr, "HINT: %s\n", one_line(err->hint, safe, sizeof(safe)));
 	}
 	if (!with_time && log_file)
 		emit(log_file, PGBR_LOG_ERROR, true, line);

@@ -41,6 +41,14 @@ extern PgbrSink *pgbr_sink_zstd_compress_create(int level, int workers, PgbrSink
 /* fails on corrupt input, and at finish on truncated input */
 extern PgbrSink *pgbr_sink_zstd_decompress_create(PgbrSink *next, PgbrError *err);
 
+/*
+ * Refuses frames whose window exceeds 2^window_log bytes (the decoder
+ * allocates the window up front: a server bounds what a client can make it
+ * hold).  pgbr's own compressor never uses more than 2^24.
+ */
+#define PGBR_ZSTD_WINDOW_LOG_MAX 24
+extern void pgbr_sink_zstd_limit_window(PgbrSink *sink, int window_log);
+
 /* appends to a buffer (tests, small files) */
 extern PgbrSink *pgbr_sink_buf_create(PgbrBuf *buf);
 

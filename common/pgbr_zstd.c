@@ -137,6 +137,9 @@ pgbr_sink_zstd_compress_create(int level, int workers, PgbrSink *next, PgbrError
 					   level);
 		return NULL;
 	}
+	/* the strongest levels would use windows a bounded reader refuses */
+	if (level > 19)
+		(void) ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_windowLog, PGBR_ZSTD_WINDOW_LOG_MAX);
 	/* a libzstd built without threads refuses this: compress on one then */
 	if (workers > 0)
 		s->threaded = !ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_nbWorkers, workers));
@@ -213,4 +216,12 @@ pgbr_sink_zstd_decompress_create(PgbrSink *next, PgbrError *err)
 		return NULL;
 	}
 	return &s->base;
+}
+
+void
+pgbr_sink_zstd_limit_window(PgbrSink *sink, int window_log)
+{
+	ZstdSink   *s = (ZstdSink *) sink;
+
+	(void) ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_windowLogMax, window_log);
 }

@@ -379,6 +379,16 @@ backup_join(Session *sess)
 	return session_ok(sess, NULL, 0);
 }
 
+/* the backup's .token exists until the backup is committed or removed */
+static bool
+backup_running(const BackupSession *b)
+{
+	char		path[REPO_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/.token", b->dir);
+	return access(path, F_OK) == 0;
+}
+
 static bool
 reference_exists(Session *sess, const char *label)
 {
@@ -578,6 +588,16 @@ backup_file_put(Session *sess)
 	{
 		pgbr_error_set(&err, PGBR_ERR_PROTOCOL, "\"%s\" sent after \"%s\": files must come in walk order",
 					   e.path, b->last.path);
+		return (!has_data || session_drain_stream(sess)) && session_refuse(sess, &err) && false;
+	}
+	if (!b->main && !backup_running(b))
+	{
+		/*
+		 * The main session ended and the backup was removed: a joined session
+		 * (a helper, or the standby's copy) must not recreate its directory.
+		 */
+		pgbr_error_set(&err, PGBR_ERR_BACKUP, "backup %s of stanza \"%s\" is no longer running",
+					   b->label, sess->stanza);
 		return (!has_data || session_drain_stream(sess)) && session_refuse(sess, &err) && false;
 	}
 	if (e.reference[0] && !reference_exists(sess, e.reference))

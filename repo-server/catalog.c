@@ -90,6 +90,13 @@ catalog_list(const char *repo, const char *stanza, BackupInfo **list, int *n, Pg
 		if (!pgbr_label_valid(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/manifest", dir, de->d_name);
+		{
+			PgbrError	lerr;
+
+			pgbr_error_init(&lerr);
+			if (!repo_no_links(path, &lerr))
+				continue;		/* planted link: not a backup of ours */
+		}
 		if (access(path, F_OK) != 0)
 			continue;			/* incomplete: not a backup */
 		if (*n == cap)

@@ -24,6 +24,57 @@ repo_path(char *out, const char *repo, const char *stanza, const char *suffix)
 	return n > 0 && n < REPO_PATH_MAX;
 }
 
+static const char *links_root = NULL;
+
+void
+repo_set_root(const char *root)
+{
+	links_root = root;
+}
+
+bool
+repo_no_links(const char *path, PgbrError *err)
+{
+	char		buf[REPO_PATH_MAX];
+	size_t		rl;
+
+	if (links_root == NULL)
+		return true;
+	rl = strlen(links_root);
+	while (rl > 1 && links_root[rl - 1] == '/')
+		rl--;
+	if (strncmp(path, links_root, rl) != 0 || path[rl] != '/')
+		return true;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + rl + 1;; p++)
+	{
+		if (*p == '/' || *p == '\0')
+		{
+			char		c = *p;
+			struct stat st;
+
+			*p = '\0';
+			if (buf[strlen(buf) - 1] != '/')
+			{
+				if (lstat(buf, &st) != 0)
+				{
+					if (errno == ENOENT)
+						return true;
+					return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not stat \"%s\"", buf);
+				}
+				if (S_ISLNK(st.st_mode))
+					return pgbr_error_set(err, PGBR_ERR_FILE_OPEN,
+										  "\"%s\" is a symbolic link: pgbr-server does not follow links inside repo1-path",
+										  buf);
+			}
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	return true;
+}
+
 bool
 repo_fsync_dir(const char *path, PgbrError *err)
 {
@@ -47,6 +98,8 @@ repo_mkdir_p(const char *path, PgbrError *err)
 	char		buf[REPO_PATH_MAX];
 	struct stat st;
 
+	if (!repo_no_links(path, err))
+		return false;
 	if (stat(path, &st) == 0)
 	{
 		if (S_ISDIR(st.st_mode))
@@ -320,6 +373,8 @@ repo_wal_find(const char *repo, const char *stanza, const char *name, RepoWalFil
 	*found = false;
 	if (!repo_wal_dir(dir, repo, stanza, name))
 		return pgbr_error_set(err, PGBR_ERR_FILE_OPEN, "archive path is too long");
+	if (!repo_no_links(dir, err))
+		return false;
 	d = opendir(dir);
 	if (d == NULL)
 	{

@@ -24,6 +24,13 @@
 /* "<repo>/<stanza>" + suffix; false if it does not fit */
 extern bool repo_path(char *out, const char *repo, const char *stanza, const char *suffix);
 
+/*
+ * Refuses a path under the repository root (set once per session) that
+ * goes through a symbolic link below that root.
+ */
+extern void repo_set_root(const char *root);
+extern bool repo_no_links(const char *path, PgbrError *err);
+
 extern bool repo_fsync_dir(const char *path, PgbrError *err);
 /* creates missing directories of path (mode 0750), fsyncing each parent */
 extern bool repo_mkdir_p(const char *path, PgbrError *err);

@@ -86,6 +86,8 @@ backup_dir(Session *sess, const char *label, char *out, PgbrError *err)
 	if (!repo_path(out, sess->s->repo_path, sess->stanza, suffix))
 		return pgbr_error_set(err, PGBR_ERR_FORMAT, "path too long");
 	snprintf(m, sizeof(m), "%s/manifest", out);
+	if (!repo_no_links(m, err))
+		return false;
 	if (access(m, F_OK) != 0)
 		return pgbr_error_set(err, PGBR_ERR_NOT_FOUND, "backup %s does not exist in stanza \"%s\"",
 							  label, sess->stanza);
@@ -148,6 +150,8 @@ file_get(Session *sess)
 		pgbr_error_set(&err, PGBR_ERR_FORMAT, "path of \"%s\" is too long", e.path);
 		return session_refuse(sess, &err);
 	}
+	if (!repo_no_links(path, &err))
+		return session_refuse(sess, &err);
 	if (access(path, R_OK) != 0)
 	{
 		pgbr_error_errno(&err, PGBR_ERR_FILE_OPEN, "file \"%s\" of backup %s is missing from the repository",

@@ -7,6 +7,7 @@
  */
 #include "server.h"
 #include "pgbr_tls.h"
+#include "repo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,8 @@ handle_hello(Session *sess)
 	snprintf(sess->stanza, sizeof(sess->stanza), "%s", h.stanza);
 	pgbr_log(PGBR_LOG_DETAIL, "%s: CN \"%s\" opened a %s session for stanza \"%s\"",
 			 sess->peer, sess->cn, sess->program, sess->stanza);
+	/* authorised: from now on only the per-wait timeouts apply */
+	pgbr_conn_set_deadline(sess->conn, 0);
 	pgbr_conn_set_timeout(sess->conn, sess->s->io_timeout_ms);
 	return session_ok(sess, NULL, 0);
 }
@@ -197,6 +200,7 @@ session_run(const ServerSettings *s, int fd)
 
 	memset(&sess, 0, sizeof(sess));
 	sess.s = s;
+	repo_set_root(s->repo_path);
 	pgbr_buf_init(&sess.in);
 	pgbr_error_init(&err);
 

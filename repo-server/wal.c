@@ -97,7 +97,11 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 
 	pgbr_error_init(&err);
 	if (m->compress == PGBR_COMPRESS_ZST)
+	{
 		dec = pgbr_sink_zstd_decompress_create(peek, verr);
+		if (dec)
+			pgbr_sink_zstd_limit_window(dec, PGBR_ZSTD_WINDOW_LOG_MAX);
+	}
 	check = dec ? dec : peek;
 
 	for (;;)
@@ -119,9 +123,20 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 			received += sess->in.len;
 			if (!pgbr_sink_write(file, sess->in.data, sess->in.len, verr))
 				continue;
+			/*
+			 * Feed the decoder small slices, only until the header came
+			 * out: a frame cannot make it expand a whole DATA frame.
+			 */
 			(void) pgbr_sink_peek_data(peek, &seen);
-			if (seen < PGBR_WAL_LONG_HEADER_SIZE &&
-				!pgbr_sink_write(check, sess->in.data, sess->in.len, verr))
+			for (size_t off = 0; seen < PGBR_WAL_LONG_HEADER_SIZE && off < sess->in.len &&
+				 !pgbr_error_is_set(verr); off += 512)
+			{
+				size_t		n = sess->in.len - off < 512 ? sess->in.len - off : 512;
+
+				pgbr_sink_write(check, sess->in.data + off, n, verr);
+				(void) pgbr_sink_peek_data(peek, &seen);
+			}
+			if (pgbr_error_is_set(verr))
 			{
 				char		msg[900];
 
