@@ -425,22 +425,29 @@ fetch_prior(const char *prior)
 static char *
 read_control(struct stat *st)
 {
-	int			fd = open(XLOG_CONTROL_FILE, O_RDONLY | PG_BINARY);
-	char	   *buf;
-	ssize_t		n;
+	char	   *buf = palloc(PG_CONTROL_FILE_SIZE + 1);
+	int			fd;
+	ssize_t		n = -1;
+	int			save_errno = 0;
 
-	if (fd < 0 || fstat(fd, st) != 0)
+	/* under ControlFileLock: a checkpoint may be rewriting the file */
+	LWLockAcquire(ControlFileLock, LW_SHARED);
+	fd = open(XLOG_CONTROL_FILE, O_RDONLY | PG_BINARY);
+	if (fd >= 0 && fstat(fd, st) == 0 && st->st_size <= PG_CONTROL_FILE_SIZE)
+		n = read(fd, buf, st->st_size);
+	save_errno = errno;
+	if (fd >= 0)
+		close(fd);
+	LWLockRelease(ControlFileLock);
+	errno = save_errno;
+	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", XLOG_CONTROL_FILE)));
-	buf = palloc(st->st_size + 1);
-	n = read(fd, buf, st->st_size);
-	if (n != st->st_size)
+	if (n < 0 || n != st->st_size)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not read file \"%s\": read %zd of %zu bytes",
-						XLOG_CONTROL_FILE, n, (size_t) st->st_size)));
-	close(fd);
+				 errmsg("could not read file \"%s\": read %zd bytes", XLOG_CONTROL_FILE, n)));
 	return buf;
 }
 
@@ -451,6 +458,8 @@ wait_archive(TimeLineID start_tli, XLogSegNo start_seg, TimeLineID stop_tli, XLo
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   (int64) timeout_s * 1000);
+	TimestampTz say_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
+	bool		said = false;
 
 	for (XLogSegNo seg = start_seg; seg <= stop_seg; seg++)
 	{
@@ -467,6 +476,14 @@ wait_archive(TimeLineID start_tli, XLogSegNo start_seg, TimeLineID stop_tli, XLo
 				raise_err(&err);
 			if (found)
 				break;
+			if (!said && RecoveryInProgress() && GetCurrentTimestamp() >= say_at)
+			{
+				/* the usual wait of a backup on a standby: say what it waits for */
+				ereport(LOG,
+						(errmsg("waiting for WAL segment %s: the primary archives it once it is complete (archive_timeout on the primary); up to archive-timeout = %d s",
+								name, timeout_s)));
+				said = true;
+			}
 			if (GetCurrentTimestamp() >= deadline && RecoveryInProgress())
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -832,7 +849,9 @@ run_standby_copy(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("replay on this standby is at %X/%X, before the backup start %X/%X",
 						LSN_FORMAT_ARGS(replay), LSN_FORMAT_ARGS(start_lsn))));
+	LWLockAcquire(ControlFileLock, LW_SHARED);
 	control = get_controlfile(DataDir, &crc_ok);
+	LWLockRelease(ControlFileLock);
 	if (!crc_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),

@@ -406,6 +406,36 @@ step_replicated_row() {
 	psql2 -c "SELECT * FROM select_table WHERE select_column = 'some data'"
 }
 
+# The seed's last section: backups whose data files are read on the standby.
+# pgBackRest configures this on the repository host; here the backup runs in
+# pg1-srv's background worker, so pg1-srv's pgbr.conf says where the standby
+# is (pg2-*).  pg2-srv runs pgbr too (same extension, preloaded) with its own
+# certificate, which tls-server-auth already grants the stanza.
+step_standby_backup() {
+	step "backups from the standby: backup-standby=y on pg1-srv"
+	append_as_user "$DEMO/pg1-srv/pgbr.conf" <<EOF
+backup-standby=y
+pg2-socket-path=$SOCK2
+pg2-port=$PG2_PORT
+EOF
+	pgbr_info "$DEMO/pg1-srv/pgbr.conf:"
+	sed 's/^/    | /' "$DEMO/pg1-srv/pgbr.conf"
+	pgbr_info "pg2-srv is authorised for the stanza on the repository host:"
+	grep '^tls-server-auth=pg2-srv' "$SERVER_CONF" | sed 's/^/    | /'
+	local off1 off2
+	off1=$(stat -c %s "$DEMO/pg1-srv/postgresql.log")
+	off2=$(stat -c %s "$DEMO/pg2-srv/postgresql.log")
+	psql1 -c "SELECT pgbr_backup('full')"
+	pgbr_info "the backup's lines in pg1-srv's PostgreSQL log:"
+	tail -c +"$((off1 + 1))" "$DEMO/pg1-srv/postgresql.log" |
+		grep -E 'backup|archive|replay|standby|primary' | sed 's/^/    | /' || true
+	pgbr_info "and in pg2-srv's, where the data files were read:"
+	tail -c +"$((off2 + 1))" "$DEMO/pg2-srv/postgresql.log" |
+		grep -E 'backup [0-9]' | sed 's/^/    | /' || true
+	psql1 -c "SELECT label, type, backup_from, wal_start, wal_stop, database_size FROM pgbr_info()"
+	run "$BIN/pgbr" --config="$DEMO/pg1-srv/pgbr.conf" --stanza="$STANZA" info
+}
+
 step_schedule() {
 	step "nightly backups: pg_cron instead of crontab"
 	pgbr_info "with shared_preload_libraries = 'pg_cron,pgbr' and CREATE EXTENSION pg_cron:"
@@ -449,6 +479,7 @@ main() {
 	step_standby_restore
 	step_streaming
 	step_replicated_row
+	step_standby_backup
 	step_schedule
 	step_done
 }
