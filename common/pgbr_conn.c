@@ -590,6 +590,7 @@ typedef struct ConnSink
 	PgbrSink	base;
 	PgbrConn   *conn;
 	PgbrSink   *sha;
+	bool		send_end;
 } ConnSink;
 
 static bool
@@ -615,6 +616,8 @@ conn_sink_finish(PgbrSink *self, PgbrError *err)
 	ConnSink   *s = (ConnSink *) self;
 	uint8_t		sum[PGBR_SHA256_LEN];
 
+	if (!s->send_end)
+		return true;
 	if (s->sha == NULL)
 		return pgbr_conn_send(s->conn, PGBR_MSG_END, NULL, 0, err);
 	pgbr_sink_sha256_result(s->sha, sum);
@@ -633,7 +636,18 @@ pgbr_sink_conn_create(PgbrConn *conn, PgbrSink *sha)
 	s->base.finish = conn_sink_finish;
 	s->conn = conn;
 	s->sha = sha;
+	s->send_end = true;
 	return &s->base;
+}
+
+PgbrSink *
+pgbr_sink_data_create(PgbrConn *conn)
+{
+	PgbrSink   *sink = pgbr_sink_conn_create(conn, NULL);
+
+	if (sink)
+		((ConnSink *) sink)->send_end = false;
+	return sink;
 }
 
 void

@@ -82,6 +82,8 @@ extern bool pgbr_conn_send_error(PgbrConn *conn, const PgbrError *e, PgbrError *
  * travels after the content, so a stream is never read twice.
  */
 extern PgbrSink *pgbr_sink_conn_create(PgbrConn *conn, PgbrSink *sha);
+/* DATA frames only: the caller sends its own END (with its own trailer) */
+extern PgbrSink *pgbr_sink_data_create(PgbrConn *conn);
 /* sets the checksum stage after creation (it usually sits upstream) */
 extern void pgbr_sink_conn_set_sha(PgbrSink *sink, PgbrSink *sha);
 

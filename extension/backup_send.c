@@ -56,51 +56,6 @@ typedef struct BadPages
 	int			count;
 } BadPages;
 
-/* ---- the last stage: DATA frames, END is sent by the stream ---- */
-
-typedef struct DataSink
-{
-	PgbrSink	base;
-	PgbrConn   *conn;
-} DataSink;
-
-static bool
-data_write(PgbrSink *self, const uint8_t *data, size_t len, PgbrError *err)
-{
-	DataSink   *s = (DataSink *) self;
-
-	while (len > 0)
-	{
-		size_t		n = Min(len, (size_t) PGBR_CHUNK_SIZE);
-
-		if (!pgbr_conn_send(s->conn, PGBR_MSG_DATA, data, n, err))
-			return false;
-		data += n;
-		len -= n;
-	}
-	return true;
-}
-
-static bool
-data_finish(PgbrSink *self, PgbrError *err)
-{
-	return true;
-}
-
-static PgbrSink *
-data_sink_create(PgbrConn *conn)
-{
-	DataSink   *s = pgbr_malloc(sizeof(DataSink));
-
-	if (s == NULL)
-		return NULL;
-	memset(s, 0, sizeof(DataSink));
-	s->base.write = data_write;
-	s->base.finish = data_finish;
-	s->conn = conn;
-	return &s->base;
-}
-
 /* ---- helpers ---- */
 
 static void
@@ -125,7 +80,7 @@ chain_create(Stream *s, PgbrCompress compress, int level)
 	PgbrError	err;
 
 	pgbr_error_init(&err);
-	s->data = data_sink_create(s->conn);
+	s->data = pgbr_sink_data_create(s->conn);
 	if (s->data == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if (compress == PGBR_COMPRESS_ZST &&

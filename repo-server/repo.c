@@ -3,6 +3,7 @@
  *		Durable file operations and stanza identity in the repository.
  */
 #include "repo.h"
+#include "pgbr_file.h"
 #include "pgbr_checksum.h"
 #include "pgbr_wal.h"
 
@@ -78,18 +79,7 @@ repo_no_links(const char *path, PgbrError *err)
 bool
 repo_fsync_dir(const char *path, PgbrError *err)
 {
-	int			fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open directory \"%s\"", path);
-	if (fsync(fd) != 0)
-	{
-		pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not fsync directory \"%s\"", path);
-		close(fd);
-		return false;
-	}
-	close(fd);
-	return true;
+	return repo_no_links(path, err) && pgbr_fsync_dir(path, err);
 }
 
 bool

@@ -24,6 +24,7 @@
  *	 7. global/pg_control, last.
  */
 #include "restore.h"
+#include "pgbr_file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -191,23 +192,6 @@ static void
 join(char *out, size_t len, const char *a, const char *b)
 {
 	snprintf(out, len, "%s/%s", a, b);
-}
-
-static bool
-fsync_dir(const char *path, PgbrError *err)
-{
-	int			fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open directory \"%s\"", path);
-	if (fsync(fd) != 0)
-	{
-		pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not fsync directory \"%s\"", path);
-		close(fd);
-		return false;
-	}
-	close(fd);
-	return true;
 }
 
 static int
@@ -920,7 +904,7 @@ clean_pass(Restore *r, PgbrError *err)
 	if (unlink(path) != 0 && errno != ENOENT)
 		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not remove \"%s\"", path);
 	join(path, sizeof(path), r->pg_path, "global");
-	if (access(path, F_OK) == 0 && !fsync_dir(path, err))
+	if (access(path, F_OK) == 0 && !pgbr_fsync_dir(path, err))
 		return false;
 	return true;
 }
@@ -1557,7 +1541,7 @@ sync_pass(Restore *r, PgbrError *err)
 		join(abs, sizeof(abs), r->pg_path, e.path);
 		if (e.kind == 'l' && !is_tablespace_link(&e))
 			continue;			/* the directory holding it is synced */
-		ok = fsync_dir(abs, err);	/* a link: the directory it points to */
+		ok = pgbr_fsync_dir(abs, err);	/* a link: the directory it points to */
 		if (ok && e.kind == 'l' && link_target(r, &e)[0] == '/')
 		{
 			char		parent[PATH_MAX];
@@ -1568,14 +1552,14 @@ sync_pass(Restore *r, PgbrError *err)
 			if (slash && slash != parent)
 			{
 				*slash = '\0';
-				ok = fsync_dir(parent, err);
+				ok = pgbr_fsync_dir(parent, err);
 			}
 		}
 	}
 	miter_close(&it);
 	if (!ok || pgbr_error_is_set(err))
 		return false;
-	return fsync_dir(r->pg_path, err);
+	return pgbr_fsync_dir(r->pg_path, err);
 }
 
 static bool
@@ -1613,7 +1597,7 @@ restore_pg_control(Restore *r, PgbrError *err)
 		unlink(tmp);
 		return false;
 	}
-	return fsync_dir(dir, err);
+	return pgbr_fsync_dir(dir, err);
 }
 
 /* ---------------------------------------------------------------------- */
