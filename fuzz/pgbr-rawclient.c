@@ -20,6 +20,8 @@
  *
  *	ping | hello:STANZA[:PROGRAM] | stanza-create:SYSID:PGVERSION:SEGSIZE
  *	stanza-get | wal-put:NAME[:HEX] | wal-seg:NAME:SYSID:SEGSIZE[:PGMAJOR]
+ *	wal-synth:NAME:SYSID:SEGSIZE[:SEED]	(wal-seg with pseudo-random content
+ *						after the header; prints SENT ... sha256=HEX first)
  *	wal-get:NAME | wal-find:NAME | manifest-get:LABEL | file-get:LABEL:LINE
  *	backup-begin:TYPE:SYSID:PGVERSION[:FROM] | backup-join:LABEL:TOKEN
  *	file-put:LINE[:HEX] | backup-end:TEXT | backup-abort | info | expire
@@ -36,10 +38,11 @@
  *	sleep:SECONDS | reconnect
  *
  * Output lines: CONNECTED <tls version>, OK <step> ..., ERROR <step> [NNN]
- * message, STREAM <step> <n> bytes sha256=<hex> ..., CLOSED <step> after
- * <s>s: <why>, IDLE ..., SLOW ..., SKIPPED <step>.  Exit status 0 when
- * every step was understood (whatever the server answered), 2 on a usage
- * error, 3 when the first connection failed.
+ * message, STREAM <step> <n> bytes sha256=<hex> ..., SENT <step> <name> <n>
+ * bytes sha256=<hex> (wal-synth), CLOSED <step> after <s>s: <why>, IDLE ...,
+ * SLOW ..., SKIPPED <step>.  Exit status 0 when every step was understood
+ * (whatever the server answered), 2 on a usage error, 3 when the first
+ * connection failed.
  */
 #include "rawclient.h"
 #include "pgbr_checksum.h"

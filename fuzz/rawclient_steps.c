@@ -4,6 +4,8 @@
  *		the list at the top of pgbr-rawclient.c).
  */
 #include "rawclient.h"
+#include "pgbr_checksum.h"
+#include "pgbr_wal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -293,6 +295,45 @@ run_step(const char *orig)
 		need(n, 4, orig);
 		seg_size = (uint32_t) strtoul(f[3], NULL, 10);
 		seg = make_segment(f[1], strtoull(f[2], NULL, 10), seg_size, n > 4 ? atoi(f[4]) : 15);
+		wal_put(name, f[1], seg, seg_size);
+		free(seg);
+	}
+	else if (strcmp(name, "wal-synth") == 0)
+	{
+		/*
+		 * wal-synth:NAME:SYSID:SEGSIZE[:SEED] -- a segment with a valid long
+		 * header (as wal-seg) whose remaining bytes are pseudo-random, a
+		 * function of NAME and SEED: every segment differs at every offset,
+		 * so a stored or served file with bytes of another segment, or of
+		 * another place in the same one, changes its SHA-256.  Prints the
+		 * SHA-256 of what it sends, then the answer.
+		 */
+		uint32_t	seg_size;
+		uint8_t    *seg;
+		uint64_t	state = UINT64_C(14695981039346656037);
+		uint8_t		sum[PGBR_SHA256_LEN];
+		char		hex[PGBR_SHA256_HEXLEN + 1];
+
+		need(n, 4, orig);
+		seg_size = (uint32_t) strtoul(f[3], NULL, 10);
+		seg = make_segment(f[1], strtoull(f[2], NULL, 10), seg_size, 15);
+		for (const char *c = f[1]; *c; c++)
+			state = (state ^ (uint8_t) *c) * UINT64_C(1099511628211);	/* FNV-1a */
+		state ^= n > 4 ? strtoull(f[4], NULL, 10) : 0;
+		for (size_t off = PGBR_WAL_LONG_HEADER_SIZE; off < seg_size; off += 8)
+		{
+			/* splitmix64 */
+			uint64_t	z = (state += UINT64_C(0x9E3779B97F4A7C15));
+
+			z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+			z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+			z ^= z >> 31;
+			for (size_t i = 0; i < 8 && off + i < seg_size; i++)
+				seg[off + i] = (uint8_t) (z >> (8 * i));
+		}
+		pgbr_sha256(seg, seg_size, sum);
+		pgbr_hex_encode(sum, PGBR_SHA256_LEN, hex);
+		printf("SENT %s %s %u bytes sha256=%s\n", name, f[1], seg_size, hex);
 		wal_put(name, f[1], seg, seg_size);
 		free(seg);
 	}

@@ -17,6 +17,11 @@
 #   PROVE_TESTS   tests to run, e.g. "t/001_server.pl" (default t/*.pl)
 #   PGBR_SKIP_BUILD=1   do not build/install (use what is installed)
 #   PGBR_KEEP=1   keep the scratch directory even when everything passed
+#   PGBR_SMALL_FS=DIR   a small file system the test user owns, for the
+#                 disk-full test (t/060_diskfull.pl).  As root the script
+#                 mounts one itself (tmpfs of PGBR_SMALL_FS_SIZE, default
+#                 80m, at $SCRATCH/smallfs, unmounted at exit); without
+#                 root, and without this variable, that test fails.
 #   PG_TEST_NOCLEAN, PG_TEST_TIMEOUT_DEFAULT, PG_TEST_EXTRA: as in PostgreSQL
 #
 # Exit status 0 only if every step passed.
@@ -52,6 +57,26 @@ print_summary() {
 	printf '===========================================================\n'
 }
 
+# The small file system mounted for t/060_diskfull.pl (set once mounted).
+SMALL_FS_MOUNTED=
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+unmount_small_fs() {
+	[ -n "$SMALL_FS_MOUNTED" ] || return 0
+	# a process a failed test left behind may still hold a file there:
+	# then detach it lazily (the kernel frees it when that process ends)
+	if ! umount "$SMALL_FS_MOUNTED" 2>/dev/null; then
+		pgbr_warn "$SMALL_FS_MOUNTED is busy: detaching it (umount -l)"
+		umount -l "$SMALL_FS_MOUNTED" || pgbr_warn "could not unmount $SMALL_FS_MOUNTED"
+	fi
+	if mountpoint -q "$SMALL_FS_MOUNTED" 2>/dev/null; then
+		pgbr_warn "$SMALL_FS_MOUNTED is still mounted"
+	else
+		rmdir "$SMALL_FS_MOUNTED" 2>/dev/null || true
+	fi
+	SMALL_FS_MOUNTED=
+}
+
 # Whatever happens (set -e included), say what ran and what did not.
 # shellcheck disable=SC2317  # the EXIT trap
 on_exit() {
@@ -59,6 +84,8 @@ on_exit() {
 	if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
 		record "aborted (exit $rc)" FAIL
 	fi
+	# before the scratch directory is removed: it holds the mount point
+	unmount_small_fs
 	print_summary
 	if [ "$FAILED" -eq 0 ] && [ -z "${PGBR_KEEP:-}" ] && [ -z "${PG_TEST_NOCLEAN:-}" ] &&
 		[ -n "${SCRATCH:-}" ]; then
@@ -133,6 +160,36 @@ TEST_ENV=(
 for v in PG_TEST_NOCLEAN PG_TEST_TIMEOUT_DEFAULT PG_TEST_EXTRA PGBR_BIN PGBR_SERVER_BIN; do
 	if [ -n "${!v:-}" ]; then TEST_ENV+=("$v=${!v}"); fi
 done
+
+###########################################################################
+# A small file system for the disk-full test (t/060_diskfull.pl): the
+# repository of that test lives there and the test fills it up.  Mounting
+# needs root, the test runs as the test user: mount it here, owned by that
+# user, and pass it as PGBR_SMALL_FS.  The test fails (it does not skip)
+# when it gets none.
+
+if [ -n "${PGBR_SMALL_FS:-}" ]; then
+	pgbr_info "small file system for the disk-full test: $PGBR_SMALL_FS (given by PGBR_SMALL_FS)"
+	TEST_ENV+=("PGBR_SMALL_FS=$PGBR_SMALL_FS")
+	record "small file system" "GIVEN ($PGBR_SMALL_FS)"
+elif pgbr_is_root; then
+	small_size=${PGBR_SMALL_FS_SIZE:-80m}
+	small_dir=$SCRATCH/smallfs
+	mkdir -p "$small_dir"
+	if mount -t tmpfs -o "size=$small_size,mode=0700,uid=$(id -u "$PGBR_TEST_USER"),gid=$(id -g "$PGBR_TEST_USER")" \
+		tmpfs "$small_dir"; then
+		SMALL_FS_MOUNTED=$small_dir
+		pgbr_info "small file system for the disk-full test: tmpfs of $small_size at $small_dir"
+		TEST_ENV+=("PGBR_SMALL_FS=$small_dir")
+		record "small file system" "PASS (tmpfs $small_size)"
+	else
+		pgbr_warn "could not mount a tmpfs of $small_size at $small_dir: t/060_diskfull.pl will fail"
+		record "small file system" FAIL
+	fi
+else
+	pgbr_warn "not root: no small file system mounted for the disk-full test; t/060_diskfull.pl will fail (run as root, or set PGBR_SMALL_FS to a small file system you own)"
+	record "small file system" "NOT MOUNTED (not root)"
+fi
 
 ###########################################################################
 # Sanitizers and fuzzing (fuzz/fuzz.mk, included by the Makefile): the unit

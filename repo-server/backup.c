@@ -121,11 +121,21 @@ backup_session_cleanup(Session *sess)
 	{
 		PgbrError	err;
 
+		char		token[REPO_PATH_MAX];
+
 		pgbr_error_init(&err);
 		pgbr_log(PGBR_LOG_WARN, "backup %s of stanza \"%s\" was not completed: removing it",
 				 b->label, sess->stanza);
-		if (!catalog_remove_tree(b->dir, &err))
-			pgbr_log(PGBR_LOG_WARN, "%s", err.message);
+
+		/*
+		 * Joined sessions may still be writing: without the token they are
+		 * refused from now on, and their shared lock tells when they are
+		 * gone.  Removing the tree before that could leave it half removed.
+		 */
+		snprintf(token, sizeof(token), "%s/.token", b->dir);
+		unlink(token);
+		if (!wait_for_sessions(b, 30, &err) || !catalog_remove_tree(b->dir, &err))
+			pgbr_log(PGBR_LOG_WARN, "%s (the next backup or expire removes it)", err.message);
 	}
 	backup_session_free(sess);
 }

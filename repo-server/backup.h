@@ -38,6 +38,8 @@ extern void close_bundle(BackupSession *b);
 extern void backup_session_free(Session *sess);
 
 /* backup_commit.c */
+/* waits until the backup's joined sessions ended (their shared lock is gone) */
+extern bool wait_for_sessions(BackupSession *b, int seconds, PgbrError *err);
 extern bool backup_end(Session *sess);
 extern bool backup_abort(Session *sess);
 

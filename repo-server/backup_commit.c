@@ -161,8 +161,8 @@ merge_parts(const char *dir, Totals *t, int out_fd, PgbrError *err)
 }
 
 /* waits until no joined session holds its shared lock on .sessions */
-static bool
-wait_for_sessions(BackupSession *b, PgbrError *err)
+bool
+wait_for_sessions(BackupSession *b, int seconds, PgbrError *err)
 {
 	char		path[REPO_PATH_MAX];
 	int			fd;
@@ -171,7 +171,7 @@ wait_for_sessions(BackupSession *b, PgbrError *err)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0)
 		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
-	for (int i = 0; i < SESSIONS_WAIT_SEC * 10; i++)
+	for (int i = 0; i < seconds * 10; i++)
 	{
 		struct timespec ts = {0, 100 * 1000 * 1000};
 
@@ -185,7 +185,7 @@ wait_for_sessions(BackupSession *b, PgbrError *err)
 	close(fd);
 	return pgbr_error_set(err, PGBR_ERR_BACKUP,
 						  "backup %s: other sessions of the backup did not end within %d s",
-						  b->label, SESSIONS_WAIT_SEC);
+						  b->label, seconds);
 }
 
 static bool
@@ -280,7 +280,7 @@ backup_end(Session *sess)
 	if (b->part_fd >= 0)
 		close(b->part_fd);
 	b->part_fd = -1;
-	if (!wait_for_sessions(b, &err) ||
+	if (!wait_for_sessions(b, SESSIONS_WAIT_SEC, &err) ||
 		!repo_stanza_read(sess->s->repo_path, sess->stanza, &st, &exists, &err) ||
 		!merge_parts(b->dir, &t, -1, &err))
 		return session_refuse(sess, &err);
