@@ -73,9 +73,16 @@ chain_free(Stream *s)
 	s->sha = s->zst = s->data = NULL;
 }
 
+/*
+ * Files at least this large are compressed by zstd on two threads: one
+ * stream holding a 1 GB relation segment would otherwise keep a single
+ * core busy while the others wait.
+ */
+#define THREADED_COMPRESS_MIN	(32 * 1024 * 1024)
+
 /* read -> sha256 -> [zstd] -> DATA */
 static void
-chain_create(Stream *s, PgbrCompress compress, int level)
+chain_create(Stream *s, PgbrCompress compress, int level, uint64 size)
 {
 	PgbrError	err;
 
@@ -84,7 +91,8 @@ chain_create(Stream *s, PgbrCompress compress, int level)
 	if (s->data == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if (compress == PGBR_COMPRESS_ZST &&
-		(s->zst = pgbr_sink_zstd_compress_create(level, 0, s->data, &err)) == NULL)
+		(s->zst = pgbr_sink_zstd_compress_create(level, size >= THREADED_COMPRESS_MIN ? 2 : 0,
+												 s->data, &err)) == NULL)
 		raise_err(&err);
 	if ((s->sha = pgbr_sink_sha256_create(s->zst ? s->zst : s->data, &err)) == NULL)
 		raise_err(&err);
@@ -382,7 +390,7 @@ send_file(Stream *s, PgbrManifestEntry *e)
 	}
 
 	send_line(s, e);
-	chain_create(s, (PgbrCompress) e->compress, s->shared->compress_level);
+	chain_create(s, (PgbrCompress) e->compress, s->shared->compress_level, e->size);
 	push_content(s, s->fd, e, &bp);
 	send_end(s, bp.list);
 	s->pending++;
@@ -515,7 +523,7 @@ pgbr_stream_send_content(PgbrConn *conn, const char *path, const char *data, siz
 	PG_TRY();
 	{
 		send_line(&s, e);
-		chain_create(&s, compress, level);
+		chain_create(&s, compress, level, len);
 		if (!pgbr_sink_write(s.sha, data, len, &err))
 			raise_err(&err);
 		send_end(&s, "");
