@@ -173,6 +173,26 @@ read_full(int fd, uint8 *buf, size_t len, const char *path)
 	return got;
 }
 
+/*
+ * The next chunk of a file as it is sent: at most PGBR_CHUNK_SIZE bytes of
+ * the e->size the list gave, zero-padded once the file turned out shorter
+ * (it shrank during the backup; WAL replay fixes it).  Returns the chunk's
+ * length; *got is what was really read.
+ */
+static size_t
+next_chunk(Stream *s, int fd, const PgbrManifestEntry *e, uint64 done, bool *eof, size_t *got)
+{
+	size_t		want = (size_t) Min(e->size - done, (uint64) PGBR_CHUNK_SIZE);
+
+	*got = *eof ? 0 : read_full(fd, s->chunk, want, e->path);
+	if (*got < want)
+	{
+		*eof = true;
+		memset(s->chunk + *got, 0, want - *got);
+	}
+	return want;
+}
+
 static void
 bad_page_add(BadPages *bp, BlockNumber blk)
 {
@@ -271,14 +291,9 @@ push_content(Stream *s, int fd, const PgbrManifestEntry *e, BadPages *bp)
 	pgbr_error_init(&err);
 	while (done < e->size)
 	{
-		size_t		want = (size_t) Min(e->size - done, (uint64) PGBR_CHUNK_SIZE);
-		size_t		got = eof ? 0 : read_full(fd, s->chunk, want, e->path);
+		size_t		got;
+		size_t		want = next_chunk(s, fd, e, done, &eof, &got);
 
-		if (got < want)
-		{
-			eof = true;
-			memset(s->chunk + got, 0, want - got);
-		}
 		if (verify)
 		{
 			verify_pages(s, fd, e->path, s->chunk, (int) (got / BLCKSZ),
@@ -314,14 +329,9 @@ same_content(Stream *s, int fd, const PgbrManifestEntry *e)
 	{
 		while (done < e->size)
 		{
-			size_t		want = (size_t) Min(e->size - done, (uint64) PGBR_CHUNK_SIZE);
-			size_t		got = eof ? 0 : read_full(fd, s->chunk, want, e->path);
+			size_t		got;
+			size_t		want = next_chunk(s, fd, e, done, &eof, &got);
 
-			if (got < want)
-			{
-				eof = true;
-				memset(s->chunk + got, 0, want - got);
-			}
 			pgbr_sha256_update(ctx, s->chunk, want);
 			done += want;
 			CHECK_FOR_INTERRUPTS();

@@ -69,29 +69,34 @@ set_text(InfoRow *row, int col, const char *v)
 	row->nulls[col] = false;
 }
 
+/* a whole decimal number, or false (the column stays NULL) */
+static bool
+parse_int64(const char *v, int64 *n)
+{
+	char	   *end;
+
+	errno = 0;
+	*n = (int64) strtoll(v, &end, 10);
+	return v[0] != '\0' && *end == '\0' && errno == 0;
+}
+
 static void
 set_int(InfoRow *row, int col, const char *v)
 {
-	char	   *end;
-	long long	n;
+	int64		n;
 
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (v[0] == '\0' || *end != '\0' || errno != 0)
+	if (!parse_int64(v, &n))
 		return;
-	row->values[col] = Int64GetDatum((int64) n);
+	row->values[col] = Int64GetDatum(n);
 	row->nulls[col] = false;
 }
 
 static void
 set_time(InfoRow *row, int col, const char *v)
 {
-	char	   *end;
-	long long	n;
+	int64		n;
 
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (v[0] == '\0' || *end != '\0' || errno != 0)
+	if (!parse_int64(v, &n))
 		return;
 	row->values[col] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) n));
 	row->nulls[col] = false;
