@@ -11,6 +11,7 @@ PGBR_PACKAGES=(
 	libzstd-dev libssl-dev libpq-dev libipc-run-perl
 	openssl make gcc perl
 	clang libclang-rt-14-dev
+	libcurl4-openssl-dev
 )
 
 # The unprivileged user that runs PostgreSQL, the TAP tests and the demo
