@@ -250,6 +250,14 @@ pgbr_line_reader_init(PgbrLineReader *r, int fd)
 }
 
 void
+pgbr_line_reader_init_source(PgbrLineReader *r, PgbrLineSource source, void *arg)
+{
+	pgbr_line_reader_init(r, -1);
+	r->source = source;
+	r->source_arg = arg;
+}
+
+void
 pgbr_line_reader_free(PgbrLineReader *r)
 {
 	pgbr_free(r->buf);
@@ -296,7 +304,14 @@ pgbr_line_reader_next(PgbrLineReader *r, char **line, size_t *len, PgbrError *er
 		if (r->end == r->cap)
 			return pgbr_error_set(err, PGBR_ERR_FORMAT, "line %" PRIu64 " is longer than %d bytes",
 								  r->lineno + 1, LINE_BUF_MAX);
-		n = read(r->fd, r->buf + r->end, r->cap - r->end);
+		if (r->source)
+		{
+			n = r->source(r->source_arg, r->buf + r->end, r->cap - r->end, err);
+			if (n < 0)
+				return false;
+		}
+		else
+			n = read(r->fd, r->buf + r->end, r->cap - r->end);
 		if (n < 0)
 		{
 			if (errno == EINTR)

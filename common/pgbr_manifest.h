@@ -19,6 +19,8 @@
 #define PGBR_MANIFEST_H
 
 #include "pgbr_buf.h"
+
+#include <sys/types.h>
 #include "pgbr_proto.h"
 
 #define PGBR_LABEL_MAX	64
@@ -72,9 +74,13 @@ extern bool pgbr_label_valid(const char *label);
  * Reads lines from a file descriptor with a bounded buffer.  Lines longer
  * than the buffer are an error.
  */
+typedef ssize_t (*PgbrLineSource) (void *arg, void *buf, size_t len, PgbrError *err);
+
 typedef struct PgbrLineReader
 {
 	int			fd;
+	PgbrLineSource source;		/* instead of fd when set */
+	void	   *source_arg;
 	char	   *buf;
 	size_t		cap;
 	size_t		start;
@@ -84,6 +90,8 @@ typedef struct PgbrLineReader
 } PgbrLineReader;
 
 extern void pgbr_line_reader_init(PgbrLineReader *r, int fd);
+/* reads through source (returns bytes, 0 at the end, -1 with err set) */
+extern void pgbr_line_reader_init_source(PgbrLineReader *r, PgbrLineSource source, void *arg);
 extern void pgbr_line_reader_free(PgbrLineReader *r);
 
 /*

@@ -5,23 +5,24 @@
  *		other repository requests.
  *
  * Every session of a backup writes the manifest lines of the files it
- * received, in walk order, to its own part file.  The session that began
- * the backup holds backup.lock; at BACKUP_END it waits for the other
- * sessions to end, flushes the file system, merges the parts into the
+ * received, in walk order, to its own part file ".part-<id>", made
+ * durable and visible when the session ends.  A joined session announces
+ * itself with ".join-<id>" first.  The session that began the backup
+ * holds backup.lock; at BACKUP_END it waits until every joined session
+ * has its part, makes the files durable, merges the parts into the
  * manifest and writes it last.  Until then the backup does not exist for
  * info, restore or expire, and a session that ends without committing
- * removes it.
+ * removes it.  Nothing here depends on the sessions running on the same
+ * host: with an object store, the sessions of one backup may be served by
+ * different pgbr-server instances.
  */
 #include "server.h"
 #include "repo.h"
 #include "backup.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,24 +73,28 @@ static BackupSession *
 backup_session_new(void)
 {
 	BackupSession *b = pgbr_malloc(sizeof(BackupSession));
+	uint8_t		rnd[4];
 
 	memset(b, 0, sizeof(BackupSession));
-	b->lock_fd = -1;
-	b->sessions_fd = -1;
-	b->part_fd = -1;
-	b->bundle_fd = -1;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(b->id, sizeof(b->id), "%d-%02x%02x%02x%02x", (int) getpid(), rnd[0], rnd[1], rnd[2],
+			 rnd[3]);
 	pgbr_buf_init(&b->line);
 	return b;
 }
 
-void
-close_bundle(BackupSession *b)
+bool
+close_bundle(BackupSession *b, PgbrError *err)
 {
-	if (b->bundle_fd >= 0)
-		close(b->bundle_fd);
-	b->bundle_fd = -1;
+	bool		ok = true;
+
+	if (b->bundle_file)
+		ok = storage_commit(b->bundle_file, err);
+	b->bundle_file = NULL;
 	b->bundle[0] = '\0';
 	b->bundle_size = 0;
+	return ok;
 }
 
 void
@@ -99,15 +104,26 @@ backup_session_free(Session *sess)
 
 	if (b == NULL)
 		return;
-	close_bundle(b);
-	if (b->part_fd >= 0)
-		close(b->part_fd);
-	if (b->sessions_fd >= 0)
-		close(b->sessions_fd);
-	repo_unlock(b->lock_fd);
+	storage_discard(b->bundle_file);
+	storage_discard(b->part);
+	storage_unlock(b->lock);
 	pgbr_buf_release(&b->line);
 	pgbr_free(b);
 	sess->backup = NULL;
+}
+
+/* a joined session ends: what it received becomes part of the backup */
+static void
+finish_joined(Session *sess, BackupSession *b)
+{
+	PgbrError	err;
+	StorageFile *part = b->part;
+
+	pgbr_error_init(&err);
+	b->part = NULL;
+	if (!close_bundle(b, &err) || !storage_commit(part, &err))
+		pgbr_log(PGBR_LOG_WARN, "backup %s of stanza \"%s\": the files of this session are lost: %s",
+				 b->label, sess->stanza, err.message);
 }
 
 void
@@ -117,10 +133,11 @@ backup_session_cleanup(Session *sess)
 
 	if (b == NULL)
 		return;
-	if (b->main && !b->committed)
+	if (!b->main && b->part)
+		finish_joined(sess, b);
+	else if (b->main && !b->committed)
 	{
 		PgbrError	err;
-
 		char		token[REPO_PATH_MAX];
 
 		pgbr_error_init(&err);
@@ -129,12 +146,17 @@ backup_session_cleanup(Session *sess)
 
 		/*
 		 * Joined sessions may still be writing: without the token they are
-		 * refused from now on, and their shared lock tells when they are
-		 * gone.  Removing the tree before that could leave it half removed.
+		 * refused from now on, and their parts tell when they are gone.
+		 * Removing the tree before that could leave it half removed.
 		 */
-		snprintf(token, sizeof(token), "%s/.token", b->dir);
-		unlink(token);
-		if (!wait_for_sessions(b, 30, &err) || !catalog_remove_tree(b->dir, &err))
+		storage_discard(b->bundle_file);
+		storage_discard(b->part);
+		b->bundle_file = NULL;
+		b->part = NULL;
+		if (!storage_path(token, &err, "%s/.token", b->dir) ||
+			!storage_remove(sess->st, token, &err) ||
+			!wait_for_sessions(sess, b, 30, false, &err) ||
+			!storage_remove_tree(sess->st, b->dir, &err))
 			pgbr_log(PGBR_LOG_WARN, "%s (the next backup or expire removes it)", err.message);
 	}
 	backup_session_free(sess);
@@ -160,26 +182,67 @@ static bool
 open_part(Session *sess, PgbrError *err)
 {
 	BackupSession *b = sess->backup;
+	char		path[REPO_PATH_MAX];
 
-	snprintf(b->part_path, sizeof(b->part_path), "%s/.part-%d", b->dir, (int) getpid());
-	b->part_fd = open(b->part_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (b->part_fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not create \"%s\"", b->part_path);
+	if (!storage_path(path, err, "%s/.part-%s", b->dir, b->id))
+		return false;
+	b->part = storage_create(sess->st, path, 0, err);
+	return b->part != NULL;
+}
+
+StorageLock *
+backup_lock_take(Session *sess, PgbrError *err)
+{
+	char		path[REPO_PATH_MAX];
+	StorageLock *l;
+
+	if (!storage_path(path, err, "%s/backup.lock", sess->stanza))
+		return NULL;
+	l = storage_lock(sess->st, path, 0, err);
+	if (l == NULL && err->code == PGBR_ERR_LOCK)
+	{
+		char		detail[sizeof(err->message)];
+
+		snprintf(detail, sizeof(detail), "%s", err->message);
+		pgbr_error_init(err);
+		pgbr_error_set(err, PGBR_ERR_LOCK,
+					   "a backup or expire of stanza \"%s\" is already running (%s)", sess->stanza,
+					   detail);
+		pgbr_error_hint(err, "Wait for it to finish: one backup per stanza runs at a time.");
+	}
+	return l;
+}
+
+typedef struct NameSeen
+{
+	const char *name;
+	bool		seen;
+} NameSeen;
+
+static bool
+name_seen(void *arg, const StorageEntry *e, PgbrError *err)
+{
+	NameSeen   *n = arg;
+
+	if (strcmp(e->name, n->name) == 0)
+	{
+		n->seen = true;
+		return false;
+	}
 	return true;
 }
 
-/* a shared lock on .sessions tells BACKUP_END that this session still writes */
+/* whether "<stanza>/backup/<label>" has anything in it */
 static bool
-hold_sessions_lock(BackupSession *b, int how, PgbrError *err)
+label_taken(Session *sess, const char *label, bool *taken, PgbrError *err)
 {
-	char		path[REPO_PATH_MAX];
+	char		dir[REPO_PATH_MAX];
+	NameSeen	n = {label, false};
 
-	snprintf(path, sizeof(path), "%s/.sessions", b->dir);
-	b->sessions_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (b->sessions_fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
-	if (flock(b->sessions_fd, how) != 0)
-		return pgbr_error_errno(err, PGBR_ERR_LOCK, "could not lock \"%s\"", path);
+	if (!storage_path(dir, err, "%s/backup", sess->stanza) ||
+		!storage_list(sess->st, dir, label, name_seen, &n, err))
+		return false;
+	*taken = n.seen;
 	return true;
 }
 
@@ -210,6 +273,7 @@ backup_begin(Session *sess)
 	const char *full = NULL;
 	uint8_t		rnd[16];
 	char		token[33];
+	char		path[REPO_PATH_MAX];
 	PgbrBuf		body;
 	const char *answer[4];
 	bool		ok;
@@ -228,7 +292,7 @@ backup_begin(Session *sess)
 		pgbr_error_hint(&err, "Use full, diff or incr.");
 		return session_refuse(sess, &err);
 	}
-	if (!repo_stanza_read(sess->s->repo_path, sess->stanza, &st, &exists, &err))
+	if (!repo_stanza_read(sess->st, sess->stanza, &st, &exists, &err))
 		return session_refuse(sess, &err);
 	if (!exists)
 	{
@@ -248,23 +312,16 @@ backup_begin(Session *sess)
 	b = backup_session_new();
 	sess->backup = b;
 	b->main = true;
-	b->lock_fd = repo_lock(sess->s->repo_path, sess->stanza, "backup", false, &err);
-	if (b->lock_fd < 0)
+	b->lock = backup_lock_take(sess, &err);
+	if (b->lock == NULL)
 	{
 		backup_session_free(sess);
-		if (err.code == PGBR_ERR_LOCK)
-		{
-			pgbr_error_init(&err);
-			pgbr_error_set(&err, PGBR_ERR_LOCK,
-						   "a backup or expire of stanza \"%s\" is already running", sess->stanza);
-			pgbr_error_hint(&err, "Wait for it to finish: one backup per stanza runs at a time.");
-		}
 		return session_refuse(sess, &err);
 	}
-	catalog_remove_incomplete(sess->s->repo_path, sess->stanza);
+	catalog_remove_incomplete(sess->st, sess->stanza);
 
 	/* the prior: diff builds on the newest full, incr on the newest backup */
-	if (!catalog_list(sess->s->repo_path, sess->stanza, &list, &n, &err))
+	if (!catalog_list(sess->st, sess->stanza, &list, &n, &err))
 	{
 		backup_session_free(sess);
 		return session_refuse(sess, &err);
@@ -290,20 +347,20 @@ backup_begin(Session *sess)
 
 	for (int attempt = 0;; attempt++)
 	{
+		bool		taken;
+
 		make_label(b->label, sizeof(b->label), b->type, full ? full : "");
-		if (!repo_path(b->dir, sess->s->repo_path, sess->stanza, "/backup/") ||
-			strlen(b->dir) + strlen(b->label) >= sizeof(b->dir))
+		if (!storage_path(b->dir, &err, "%s/backup/%s", sess->stanza, b->label) ||
+			!label_taken(sess, b->label, &taken, &err))
 		{
-			pgbr_error_set(&err, PGBR_ERR_FILE_WRITE, "backup path is too long");
 			backup_session_free(sess);
 			return session_refuse(sess, &err);
 		}
-		strcat(b->dir, b->label);
-		if (access(b->dir, F_OK) != 0 || attempt >= 3)
+		if (!taken || attempt >= 3)
 			break;
 		sleep(1);				/* same second as an earlier backup */
 	}
-	if (!repo_mkdir_p(b->dir, &err) || !open_part(sess, &err))
+	if (!open_part(sess, &err))
 	{
 		backup_session_free(sess);
 		return session_refuse(sess, &err);
@@ -316,7 +373,8 @@ backup_begin(Session *sess)
 	}
 	for (int i = 0; i < 16; i++)
 		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
-	if (!repo_write_file(b->dir, ".token", token, 32, &err))
+	if (!storage_path(path, &err, "%s/.token", b->dir) ||
+		!storage_put(sess->st, path, token, 32, &err))
 	{
 		backup_session_cleanup(sess);
 		return session_refuse(sess, &err);
@@ -347,8 +405,11 @@ backup_join(Session *sess)
 	PgbrError	err;
 	BackupSession *b;
 	char		path[REPO_PATH_MAX];
-	char		have[40] = "";
-	FILE	   *f;
+	char		host[256] = "";
+	PgbrBuf		have;
+	PgbrBuf		marker;
+	bool		missing = true;
+	bool		ok;
 
 	pgbr_error_init(&err);
 	if (!pgbr_strs_decode(sess->in.data, sess->in.len, 2, out, maxlens, &err))
@@ -361,27 +422,37 @@ backup_join(Session *sess)
 	b = backup_session_new();
 	sess->backup = b;
 	snprintf(b->label, sizeof(b->label), "%s", label);
-	if (!repo_path(b->dir, sess->s->repo_path, sess->stanza, "/backup/"))
+	pgbr_buf_init(&have);
+	ok = storage_path(b->dir, &err, "%s/backup/%s", sess->stanza, label) &&
+		storage_path(path, &err, "%s/.token", b->dir) &&
+		storage_get(sess->st, path, 64, &have, &missing, &err);
+	if (!ok)
+	{
+		pgbr_buf_release(&have);
+		backup_session_free(sess);
 		return session_refuse(sess, &err);
-	strncat(b->dir, label, sizeof(b->dir) - strlen(b->dir) - 1);
-	snprintf(path, sizeof(path), "%s/.token", b->dir);
-	f = fopen(path, "r");
-	if (f)
-	{
-		if (fgets(have, sizeof(have), f) == NULL)
-			have[0] = '\0';
-		fclose(f);
 	}
-	if (have[0] == '\0' || strcmp(have, token) != 0)
+	if (missing || have.len != strlen(token) || memcmp(have.data, token, have.len) != 0)
 	{
+		pgbr_buf_release(&have);
 		backup_session_free(sess);
 		pgbr_error_set(&err, PGBR_ERR_ACCESS,
 					   "backup %s of stanza \"%s\" is not running or the token does not match",
 					   label, sess->stanza);
 		return session_refuse(sess, &err);
 	}
+	pgbr_buf_release(&have);
 	settings_for_backup(sess, b);
-	if (!hold_sessions_lock(b, LOCK_SH, &err) || !open_part(sess, &err))
+
+	/* the marker tells BACKUP_END to wait for this session's part */
+	gethostname(host, sizeof(host) - 1);
+	pgbr_buf_init(&marker);
+	pgbr_buf_printf(&marker, "host=%s\npid=%d\n", host, (int) getpid());
+	ok = storage_path(path, &err, "%s/.join-%s", b->dir, b->id) &&
+		storage_put(sess->st, path, marker.data, marker.len, &err) &&
+		open_part(sess, &err);
+	pgbr_buf_release(&marker);
+	if (!ok)
 	{
 		backup_session_free(sess);
 		return session_refuse(sess, &err);
@@ -389,87 +460,79 @@ backup_join(Session *sess)
 	return session_ok(sess, NULL, 0);
 }
 
-/* the backup's .token exists until the backup is committed or removed */
+/*
+ * The backup's .token exists until the backup is committed or removed.
+ * Looked at no more than once a second: a joined session that writes one
+ * more file after the main session ended has that file removed with the
+ * rest (the main session waits for its part before it removes the tree).
+ */
 static bool
-backup_running(const BackupSession *b)
+backup_running(Session *sess, BackupSession *b, PgbrError *err)
 {
 	char		path[REPO_PATH_MAX];
+	bool		exists;
+	int64_t		now = (int64_t) time(NULL);
 
-	snprintf(path, sizeof(path), "%s/.token", b->dir);
-	return access(path, F_OK) == 0;
+	if (b->running_checked == now)
+		return true;
+	if (!storage_path(path, err, "%s/.token", b->dir) ||
+		!storage_exists(sess->st, path, &exists, err))
+		return false;
+	if (exists)
+		b->running_checked = now;
+	return exists;
 }
 
 static bool
-reference_exists(Session *sess, const char *label)
+reference_exists(Session *sess, BackupSession *b, const char *label, PgbrError *err)
 {
 	char		path[REPO_PATH_MAX];
-	char		suffix[PGBR_NAME_MAX + 32];
+	bool		exists;
 
-	snprintf(suffix, sizeof(suffix), "/backup/%s/manifest", label);
-	return repo_path(path, sess->s->repo_path, sess->stanza, suffix) && access(path, F_OK) == 0;
+	if (strcmp(b->reference_ok, label) == 0)
+		return true;
+	if (!storage_path(path, err, "%s/backup/%s/manifest", sess->stanza, label) ||
+		!storage_exists(sess->st, path, &exists, err))
+		return false;
+	if (exists)
+		snprintf(b->reference_ok, sizeof(b->reference_ok), "%s", label);
+	return exists;
 }
 
-/* where the content of a non-bundled file goes */
-static bool
-data_path(char *out, const char *dir, const PgbrManifestEntry *e)
-{
-	int			n = snprintf(out, REPO_PATH_MAX, "%s/pg_data/%s.%s", dir, e->path,
-							 e->compress == PGBR_COMPRESS_ZST ? "zst" : "raw");
-
-	return n > 0 && n < REPO_PATH_MAX;
-}
-
-static int
+/*
+ * Where the content of a file goes: the open bundle (opening one when
+ * needed), or a file of its own that the caller commits.
+ */
+static StorageFile *
 open_target(Session *sess, PgbrManifestEntry *e, PgbrError *err)
 {
 	BackupSession *b = sess->backup;
 	char		path[REPO_PATH_MAX];
-	int			fd;
+	StorageFile *f;
 
 	if (b->bundling && e->size <= b->bundle_limit)
 	{
-		if (b->bundle_fd < 0)
+		if (b->bundle_file == NULL)
 		{
-			char		dir[REPO_PATH_MAX];
-
-			snprintf(dir, sizeof(dir), "%s/bundle", b->dir);
-			if (!repo_mkdir_p(dir, err))
-				return -1;
-			snprintf(b->bundle, sizeof(b->bundle), "%d-%d", (int) getpid(), ++b->bundle_seq);
-			snprintf(path, sizeof(path), "%s/%s", dir, b->bundle);
-			b->bundle_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
-			if (b->bundle_fd < 0)
-			{
-				pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not create \"%s\"", path);
-				return -1;
-			}
+			snprintf(b->bundle, sizeof(b->bundle), "%s-%d", b->id, ++b->bundle_seq);
+			if (!storage_path(path, err, "%s/bundle/%s", b->dir, b->bundle))
+				return NULL;
+			b->bundle_file = storage_create(sess->st, path, STORAGE_DEFER_SYNC, err);
+			if (b->bundle_file == NULL)
+				return NULL;
 			b->bundle_size = 0;
 		}
 		snprintf(e->bundle, sizeof(e->bundle), "%s", b->bundle);
 		e->offset = b->bundle_size;
-		return b->bundle_fd;
+		return b->bundle_file;
 	}
 	e->bundle[0] = '\0';
 	e->offset = 0;
-	if (!data_path(path, b->dir, e))
-	{
-		pgbr_error_set(err, PGBR_ERR_FILE_WRITE, "path of \"%s\" is too long", e->path);
-		return -1;
-	}
-	{
-		char		parent[REPO_PATH_MAX];
-		char	   *slash;
-
-		snprintf(parent, sizeof(parent), "%s", path);
-		slash = strrchr(parent, '/');
-		*slash = '\0';
-		if (!repo_mkdir_p(parent, err))
-			return -1;
-	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not create \"%s\"", path);
-	return fd;
+	if (!storage_path(path, err, "%s/pg_data/%s.%s", b->dir, e->path,
+					  e->compress == PGBR_COMPRESS_ZST ? "zst" : "raw"))
+		return NULL;
+	f = storage_create(sess->st, path, STORAGE_DEFER_SYNC, err);
+	return f;
 }
 
 /* the END payload of a file: SHA-256 then the bad-pages string */
@@ -493,7 +556,7 @@ parse_trailer(const PgbrBuf *in, PgbrManifestEntry *e, PgbrError *err)
 
 /* receives the content; false = connection unusable, refusal in verr */
 static bool
-receive_file(Session *sess, PgbrManifestEntry *e, int fd, PgbrError *verr)
+receive_file(Session *sess, PgbrManifestEntry *e, StorageFile *f, PgbrError *verr)
 {
 	PgbrError	err;
 	uint64_t	stored = 0;
@@ -511,26 +574,9 @@ receive_file(Session *sess, PgbrManifestEntry *e, int fd, PgbrError *verr)
 		}
 		if (hdr.type == PGBR_MSG_DATA)
 		{
-			const uint8_t *p = sess->in.data;
-			size_t		len = sess->in.len;
-
-			while (!pgbr_error_is_set(verr) && len > 0)
-			{
-				ssize_t		n = write(fd, p, len);
-
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n < 0)
-				{
-					pgbr_error_errno(verr, PGBR_ERR_FILE_WRITE,
-									 "could not write \"%s\" of backup %s", e->path,
-									 sess->backup->label);
-					break;
-				}
-				p += n;
-				len -= (size_t) n;
-				stored += (uint64_t) n;
-			}
+			if (!pgbr_error_is_set(verr) &&
+				storage_write(f, sess->in.data, sess->in.len, verr))
+				stored += sess->in.len;
 			continue;
 		}
 		if (hdr.type != PGBR_MSG_END)
@@ -549,24 +595,10 @@ receive_file(Session *sess, PgbrManifestEntry *e, int fd, PgbrError *verr)
 static bool
 write_part_line(BackupSession *b, const PgbrManifestEntry *e, PgbrError *err)
 {
-	const uint8_t *p;
-	size_t		len;
-
 	pgbr_buf_reset(&b->line);
 	pgbr_manifest_entry_format(e, &b->line);
-	p = b->line.data;
-	len = b->line.len;
-	while (len > 0)
-	{
-		ssize_t		n = write(b->part_fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not write \"%s\"", b->part_path);
-		p += n;
-		len -= (size_t) n;
-	}
+	if (!storage_write(b->part, b->line.data, b->line.len, err))
+		return false;
 	b->last = *e;
 	b->have_last = true;
 	return true;
@@ -581,7 +613,7 @@ backup_file_put(Session *sess)
 	char		line[PGBR_TEXT_MAX + 1];
 	bool		has_data;
 	char		answer[32];
-	int			fd;
+	StorageFile *f;
 	bool		ok;
 
 	pgbr_error_init(&err);
@@ -600,20 +632,22 @@ backup_file_put(Session *sess)
 					   e.path, b->last.path);
 		return (!has_data || session_drain_stream(sess)) && session_refuse(sess, &err) && false;
 	}
-	if (!b->main && !backup_running(b))
+	if (!b->main && !backup_running(sess, b, &err))
 	{
 		/*
 		 * The main session ended and the backup was removed: a joined session
 		 * (a helper, or the standby's copy) must not recreate its directory.
 		 */
-		pgbr_error_set(&err, PGBR_ERR_BACKUP, "backup %s of stanza \"%s\" is no longer running",
-					   b->label, sess->stanza);
+		if (!pgbr_error_is_set(&err))
+			pgbr_error_set(&err, PGBR_ERR_BACKUP, "backup %s of stanza \"%s\" is no longer running",
+						   b->label, sess->stanza);
 		return (!has_data || session_drain_stream(sess)) && session_refuse(sess, &err) && false;
 	}
-	if (e.reference[0] && !reference_exists(sess, e.reference))
+	if (e.reference[0] && !reference_exists(sess, b, e.reference, &err))
 	{
-		pgbr_error_set(&err, PGBR_ERR_BACKUP, "\"%s\" refers to backup %s, which is not in the repository",
-					   e.path, e.reference);
+		if (!pgbr_error_is_set(&err))
+			pgbr_error_set(&err, PGBR_ERR_BACKUP, "\"%s\" refers to backup %s, which is not in the repository",
+						   e.path, e.reference);
 		return session_refuse(sess, &err);
 	}
 	if (!has_data)
@@ -623,22 +657,25 @@ backup_file_put(Session *sess)
 		return session_ok_str(sess, "0");
 	}
 
-	fd = open_target(sess, &e, &err);
-	if (fd < 0)
+	f = open_target(sess, &e, &err);
+	if (f == NULL)
 		return session_drain_stream(sess) && session_refuse(sess, &err);
 	e.has_sha = false;
 	e.bad_pages[0] = '\0';
-	ok = receive_file(sess, &e, fd, &err);
+	ok = receive_file(sess, &e, f, &err);
 	if (e.bundle[0] == '\0')
 	{
-		if (close(fd) != 0 && !pgbr_error_is_set(&err))
-			pgbr_error_errno(&err, PGBR_ERR_FILE_WRITE, "could not close \"%s\"", e.path);
+		/* a file that failed is not kept: its line is never written */
+		if (!ok || pgbr_error_is_set(&err))
+			storage_discard(f);
+		else
+			(void) storage_commit(f, &err);
 	}
 	else
 	{
 		b->bundle_size += e.repo_size;
-		if (b->bundle_size >= b->bundle_max)
-			close_bundle(b);
+		if (ok && !pgbr_error_is_set(&err) && b->bundle_size >= b->bundle_max)
+			(void) close_bundle(b, &err);
 	}
 	if (!ok)
 		return false;

@@ -14,32 +14,42 @@ typedef struct BackupSession
 {
 	bool		main;			/* began the backup (holds the lock) */
 	bool		committed;
-	int			lock_fd;		/* backup.lock (main) */
-	int			sessions_fd;	/* .sessions: shared flock while writing */
+	StorageLock *lock;			/* backup.lock (main) */
+	char		id[64];			/* "<pid>-<random>": names part, marker, bundles */
 	char		label[PGBR_NAME_MAX + 1];
 	char		prior[PGBR_NAME_MAX + 1];
 	char		type[8];
-	char		dir[REPO_PATH_MAX];
-	int			part_fd;
-	char		part_path[REPO_PATH_MAX];
+	char		dir[REPO_PATH_MAX]; /* "<stanza>/backup/<label>" */
+	StorageFile *part;			/* manifest lines of the files received */
 	PgbrManifestEntry last;		/* last line written: order check */
 	bool		have_last;
-	int			bundle_fd;
+	StorageFile *bundle_file;
 	char		bundle[PGBR_NAME_MAX + 1];
 	uint64_t	bundle_size;
 	int			bundle_seq;
 	bool		bundling;
 	uint64_t	bundle_limit;	/* files up to this size go into bundles */
 	uint64_t	bundle_max;		/* a bundle is closed beyond this size */
+	int64_t		running_checked;	/* when the token was last seen (s) */
+	char		reference_ok[PGBR_NAME_MAX + 1];	/* last prior found */
 	PgbrBuf		line;
 } BackupSession;
 
-extern void close_bundle(BackupSession *b);
+/* backup.c */
+extern bool close_bundle(BackupSession *b, PgbrError *err);
 extern void backup_session_free(Session *sess);
+/* takes <stanza>/backup.lock without waiting; NULL with a clear error */
+extern StorageLock *backup_lock_take(Session *sess, PgbrError *err);
 
 /* backup_commit.c */
-/* waits until the backup's joined sessions ended (their shared lock is gone) */
-extern bool wait_for_sessions(BackupSession *b, int seconds, PgbrError *err);
+
+/*
+ * Waits until every joined session of the backup ended.  With need_parts,
+ * a session that ended without completing its part is an error (its files
+ * would be missing from the manifest).
+ */
+extern bool wait_for_sessions(Session *sess, BackupSession *b, int seconds, bool need_parts,
+							  PgbrError *err);
 extern bool backup_end(Session *sess);
 extern bool backup_abort(Session *sess);
 

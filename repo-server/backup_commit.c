@@ -3,19 +3,18 @@
  *		BACKUP_END and BACKUP_ABORT: the commit of a backup.
  *
  * The manifest is the commit record.  Before it is written every session
- * of the backup has ended, the parts are merged in walk order, and the
- * file system holding the backup is flushed (syncfs): everything the
- * manifest names is durable before the manifest exists.
+ * of the backup has ended with its part complete, the parts are merged in
+ * walk order, and the files are made durable (posix: syncfs; s3: every
+ * PUT was confirmed): everything the manifest names is durable before the
+ * manifest exists.
  */
 #include "backup.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +29,7 @@ static const char *const client_keys[] = {
 
 typedef struct Part
 {
-	int			fd;
+	StorageRead *r;
 	PgbrLineReader reader;
 	PgbrManifestEntry entry;
 	char	   *line;
@@ -58,53 +57,101 @@ part_advance(Part *p, PgbrError *err)
 	return pgbr_manifest_entry_parse(p->line, p->len, &p->entry, err);
 }
 
+static ssize_t
+read_source(void *arg, void *buf, size_t len, PgbrError *err)
+{
+	return storage_read((StorageRead *) arg, buf, len, err);
+}
+
+/* names of the scratch files of a backup directory, by kind */
+typedef struct Scratch
+{
+	char	  (*names)[PGBR_NAME_MAX + 1];
+	int			n;
+	int			cap;
+} Scratch;
+
+static bool
+collect_scratch(void *arg, const StorageEntry *e, PgbrError *err)
+{
+	Scratch    *sc = arg;
+
+	if (e->is_dir || (strncmp(e->name, ".part-", 6) != 0 && strncmp(e->name, ".join-", 6) != 0 &&
+					  strcmp(e->name, ".token") != 0))
+		return true;
+	if (sc->n == sc->cap)
+	{
+		sc->cap = sc->cap ? sc->cap * 2 : 16;
+		sc->names = pgbr_realloc(sc->names, sizeof(*sc->names) * (size_t) sc->cap);
+	}
+	snprintf(sc->names[sc->n++], PGBR_NAME_MAX + 1, "%s", e->name);
+	return true;
+}
+
+static bool
+list_scratch(Session *sess, BackupSession *b, Scratch *sc, PgbrError *err)
+{
+	memset(sc, 0, sizeof(*sc));
+	return storage_list(sess->st, b->dir, ".", collect_scratch, sc, err);
+}
+
+static bool
+scratch_has(const Scratch *sc, const char *name)
+{
+	for (int i = 0; i < sc->n; i++)
+		if (strcmp(sc->names[i], name) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Merges the part files of dir in walk order; calls emit for each entry
- * (with its line) when emit is not NULL, and sums the totals.
+ * Merges the part files of the backup in walk order, sums the totals, and
+ * writes the lines to out when it is not NULL.
  */
 static bool
-merge_parts(const char *dir, Totals *t, int out_fd, PgbrError *err)
+merge_parts(Session *sess, BackupSession *b, Totals *t, StorageFile *out, PgbrError *err)
 {
 	Part	   *parts = pgbr_malloc(sizeof(Part) * MAX_PARTS);
 	int			n = 0;
-	DIR		   *d = opendir(dir);
-	struct dirent *de;
-	bool		ok = true;
+	Scratch		sc;
+	bool		ok;
 	PgbrManifestEntry prev;
 	bool		have_prev = false;
-	PgbrBuf		out;
+	PgbrBuf		line;
 
 	memset(t, 0, sizeof(*t));
-	pgbr_buf_init(&out);
-	if (d == NULL)
-	{
-		pgbr_free(parts);
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", dir);
-	}
-	while (ok && (de = readdir(d)) != NULL)
+	pgbr_buf_init(&line);
+	ok = list_scratch(sess, b, &sc, err);
+	for (int i = 0; ok && i < sc.n; i++)
 	{
 		char		path[REPO_PATH_MAX];
+		bool		missing;
 
-		if (strncmp(de->d_name, ".part-", 6) != 0)
+		if (strncmp(sc.names[i], ".part-", 6) != 0)
 			continue;
 		if (n == MAX_PARTS)
 		{
 			ok = pgbr_error_set(err, PGBR_ERR_BACKUP, "too many sessions in one backup");
 			break;
 		}
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		parts[n].fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (parts[n].fd < 0)
+		if (!storage_path(path, err, "%s/%s", b->dir, sc.names[i]))
 		{
-			ok = pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
+			ok = false;
 			break;
 		}
-		pgbr_line_reader_init(&parts[n].reader, parts[n].fd);
+		parts[n].r = storage_read_open(sess->st, path, 0, UINT64_MAX, &missing, err);
+		if (parts[n].r == NULL)
+		{
+			ok = pgbr_error_is_set(err) ? false :
+				pgbr_error_set(err, PGBR_ERR_BACKUP, "\"%s\" vanished", path);
+			break;
+		}
+		pgbr_line_reader_init_source(&parts[n].reader, read_source, parts[n].r);
 		parts[n].done = false;
 		n++;
 		ok = part_advance(&parts[n - 1], err);
 	}
-	closedir(d);
+	pgbr_free(sc.names);
 
 	while (ok)
 	{
@@ -137,14 +184,14 @@ merge_parts(const char *dir, Totals *t, int out_fd, PgbrError *err)
 			if (prev.bad_pages[0])
 				t->error_pages++;
 		}
-		if (out_fd >= 0)
+		if (out)
 		{
-			pgbr_buf_reset(&out);
-			pgbr_buf_put(&out, parts[best].line, parts[best].len);
-			pgbr_buf_put_u8(&out, '\n');
-			if (write(out_fd, out.data, out.len) != (ssize_t) out.len)
+			pgbr_buf_reset(&line);
+			pgbr_buf_put(&line, parts[best].line, parts[best].len);
+			pgbr_buf_put_u8(&line, '\n');
+			if (!storage_write(out, line.data, line.len, err))
 			{
-				ok = pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not write the manifest");
+				ok = false;
 				break;
 			}
 		}
@@ -153,36 +200,82 @@ merge_parts(const char *dir, Totals *t, int out_fd, PgbrError *err)
 	for (int i = 0; i < n; i++)
 	{
 		pgbr_line_reader_free(&parts[i].reader);
-		close(parts[i].fd);
+		storage_read_close(parts[i].r);
 	}
 	pgbr_free(parts);
-	pgbr_buf_release(&out);
+	pgbr_buf_release(&line);
 	return ok;
 }
 
-/* waits until no joined session holds its shared lock on .sessions */
-bool
-wait_for_sessions(BackupSession *b, int seconds, PgbrError *err)
+/* the marker of a joined session served by a process of this host that is gone */
+static bool
+joined_process_gone(Session *sess, BackupSession *b, const char *marker)
 {
-	char		path[REPO_PATH_MAX];
-	int			fd;
+	char		path[REPO_PATH_MAX],
+				host[256] = "",
+				want[300];
+	PgbrBuf		body;
+	PgbrError	err;
+	bool		missing;
+	bool		gone = false;
 
-	snprintf(path, sizeof(path), "%s/.sessions", b->dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
+	pgbr_error_init(&err);
+	pgbr_buf_init(&body);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(want, sizeof(want), "host=%s\npid=", host);
+	if (storage_path(path, &err, "%s/%s", b->dir, marker) &&
+		storage_get(sess->st, path, 1024, &body, &missing, &err) && !missing)
+	{
+		pgbr_buf_put_u8(&body, '\0');
+		if (strncmp((char *) body.data, want, strlen(want)) == 0)
+		{
+			long		pid = strtol((char *) body.data + strlen(want), NULL, 10);
+
+			gone = pid > 0 && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
+		}
+	}
+	pgbr_buf_release(&body);
+	return gone;
+}
+
+bool
+wait_for_sessions(Session *sess, BackupSession *b, int seconds, bool need_parts, PgbrError *err)
+{
 	for (int i = 0; i < seconds * 10; i++)
 	{
 		struct timespec ts = {0, 100 * 1000 * 1000};
+		Scratch		sc;
+		bool		waiting = false;
 
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		if (!list_scratch(sess, b, &sc, err))
 		{
-			close(fd);
-			return true;
+			pgbr_free(sc.names);
+			return false;
 		}
+		for (int j = 0; j < sc.n && !pgbr_error_is_set(err); j++)
+		{
+			char		part[PGBR_NAME_MAX + 8];
+
+			if (strncmp(sc.names[j], ".join-", 6) != 0)
+				continue;
+			snprintf(part, sizeof(part), ".part-%s", sc.names[j] + 6);
+			if (scratch_has(&sc, part))
+				continue;
+			if (!joined_process_gone(sess, b, sc.names[j]))
+				waiting = true;
+			else if (need_parts)
+				pgbr_error_set(err, PGBR_ERR_BACKUP,
+							   "backup %s: a session of the backup (%s) ended without completing its part",
+							   b->label, sc.names[j] + 6);
+		}
+		pgbr_free(sc.names);
+		if (pgbr_error_is_set(err))
+			return false;
+		if (!waiting)
+			return true;
+		storage_lock_refresh(b->lock);
 		nanosleep(&ts, NULL);
 	}
-	close(fd);
 	return pgbr_error_set(err, PGBR_ERR_BACKUP,
 						  "backup %s: other sessions of the backup did not end within %d s",
 						  b->label, seconds);
@@ -194,26 +287,24 @@ valid_value(const char *v)
 	return strlen(v) < 128 && strpbrk(v, "\n\r\t") == NULL;
 }
 
-static bool
-remove_scratch(const char *dir)
+static void
+remove_scratch(Session *sess, BackupSession *b)
 {
-	DIR		   *d = opendir(dir);
-	struct dirent *de;
+	Scratch		sc;
+	PgbrError	err;
 
-	if (d == NULL)
-		return false;
-	while ((de = readdir(d)) != NULL)
-	{
-		char		path[REPO_PATH_MAX];
+	pgbr_error_init(&err);
+	if (list_scratch(sess, b, &sc, &err))
+		for (int i = 0; i < sc.n && !pgbr_error_is_set(&err); i++)
+		{
+			char		path[REPO_PATH_MAX];
 
-		if (strncmp(de->d_name, ".part-", 6) != 0 && strcmp(de->d_name, ".token") != 0 &&
-			strcmp(de->d_name, ".sessions") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	return true;
+			if (storage_path(path, &err, "%s/%s", b->dir, sc.names[i]))
+				(void) storage_remove(sess->st, path, &err);
+		}
+	if (pgbr_error_is_set(&err))
+		pgbr_log(PGBR_LOG_WARN, "backup %s: %s", b->label, err.message);
+	pgbr_free(sc.names);
 }
 
 bool
@@ -227,12 +318,11 @@ backup_end(Session *sess)
 	bool		exists;
 	Totals		t;
 	PgbrBuf		head;
-	char		tmp[REPO_PATH_MAX],
-				final[REPO_PATH_MAX];
+	char		path[REPO_PATH_MAX];
+	StorageFile *manifest;
+	StorageFile *part;
 	char		s1[32],
 				s2[32];
-	int			fd,
-				dfd;
 	char		summary[256];
 	PgbrBuf		report;
 
@@ -276,13 +366,12 @@ backup_end(Session *sess)
 		}
 
 	/* every session's files are written and its part complete */
-	close_bundle(b);
-	if (b->part_fd >= 0)
-		close(b->part_fd);
-	b->part_fd = -1;
-	if (!wait_for_sessions(b, SESSIONS_WAIT_SEC, &err) ||
-		!repo_stanza_read(sess->s->repo_path, sess->stanza, &st, &exists, &err) ||
-		!merge_parts(b->dir, &t, -1, &err))
+	part = b->part;
+	b->part = NULL;
+	if (!close_bundle(b, &err) || !storage_commit(part, &err) ||
+		!wait_for_sessions(sess, b, SESSIONS_WAIT_SEC, true, &err) ||
+		!repo_stanza_read(sess->st, sess->stanza, &st, &exists, &err) ||
+		!merge_parts(sess, b, &t, NULL, &err))
 		return session_refuse(sess, &err);
 
 	pgbr_buf_init(&head);
@@ -294,36 +383,26 @@ backup_end(Session *sess)
 					"\nfile-total=%" PRIu64 "\nerror-pages=%" PRIu64 "\n[files]\n",
 					t.size, t.delta, t.repo_size, t.files, t.error_pages);
 
-	/* flush everything the sessions wrote, then write the manifest last */
-	dfd = open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || syncfs(dfd) != 0)
+	/* make everything the sessions wrote durable, then write the manifest last */
+	if (!storage_sync(sess->st, b->dir, &err) ||
+		!storage_path(path, &err, "%s/manifest", b->dir) ||
+		(manifest = storage_create(sess->st, path, 0, &err)) == NULL)
 	{
-		pgbr_error_errno(&err, PGBR_ERR_FILE_WRITE, "could not flush backup %s to disk", b->label);
-		if (dfd >= 0)
-			close(dfd);
 		pgbr_buf_release(&head);
 		return session_refuse(sess, &err);
 	}
-	close(dfd);
-	fd = repo_tmp_open(b->dir, "manifest", tmp, &err);
-	if (fd < 0 || write(fd, head.data, head.len) != (ssize_t) head.len ||
-		!merge_parts(b->dir, &t, fd, &err))
+	if (!storage_write(manifest, head.data, head.len, &err) ||
+		!merge_parts(sess, b, &t, manifest, &err))
 	{
-		pgbr_error_errno(&err, PGBR_ERR_FILE_WRITE, "could not write the manifest of backup %s", b->label);
-		if (fd >= 0)
-		{
-			close(fd);
-			unlink(tmp);
-		}
+		storage_discard(manifest);
 		pgbr_buf_release(&head);
 		return session_refuse(sess, &err);
 	}
 	pgbr_buf_release(&head);
-	snprintf(final, sizeof(final), "%s/manifest", b->dir);
-	if (!repo_commit(fd, tmp, final, &err))
+	if (!storage_commit(manifest, &err))
 		return session_refuse(sess, &err);
 	b->committed = true;
-	remove_scratch(b->dir);
+	remove_scratch(sess, b);
 
 	pgbr_size_format(t.delta, s1, sizeof(s1));
 	pgbr_size_format(t.repo_size, s2, sizeof(s2));
@@ -335,7 +414,7 @@ backup_end(Session *sess)
 	/* retention runs while this session still holds backup.lock */
 	pgbr_buf_init(&report);
 	pgbr_error_init(&err);
-	if (!retention_apply(sess->s, sess->stanza, &report, &err))
+	if (!retention_apply(sess->s, sess->st, sess->stanza, &report, &err))
 		pgbr_log(PGBR_LOG_WARN, "retention of stanza \"%s\" failed: %s", sess->stanza, err.message);
 	pgbr_buf_release(&report);
 	backup_session_free(sess);

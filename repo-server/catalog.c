@@ -7,13 +7,8 @@
 #include "pgbr_manifest.h"
 #include "pgbr_wal.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static int
 cmp_label(const void *a, const void *b)
@@ -21,21 +16,27 @@ cmp_label(const void *a, const void *b)
 	return strcmp(((const BackupInfo *) a)->label, ((const BackupInfo *) b)->label);
 }
 
+static ssize_t
+read_source(void *arg, void *buf, size_t len, PgbrError *err)
+{
+	return storage_read((StorageRead *) arg, buf, len, err);
+}
+
 /* reads the [backup] header of a manifest */
 static bool
-read_header(const char *path, BackupInfo *bi, PgbrError *err)
+read_header(Storage *st, const char *path, BackupInfo *bi, bool *missing, PgbrError *err)
 {
-	int			fd = open(path, O_RDONLY | O_CLOEXEC);
+	StorageRead *sr = storage_read_open(st, path, 0, UINT64_MAX, missing, err);
 	PgbrLineReader r;
 	PgbrBuf		head;
 	char	   *line;
 	size_t		len;
 	bool		ok = true;
 
-	if (fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
+	if (sr == NULL)
+		return *missing && !pgbr_error_is_set(err);
 	pgbr_buf_init(&head);
-	pgbr_line_reader_init(&r, fd);
+	pgbr_line_reader_init_source(&r, read_source, sr);
 	while (pgbr_line_reader_next(&r, &line, &len, err))
 	{
 		char	   *key,
@@ -59,46 +60,63 @@ read_header(const char *path, BackupInfo *bi, PgbrError *err)
 	if (pgbr_error_is_set(err))
 		ok = false;
 	pgbr_line_reader_free(&r);
-	close(fd);
+	storage_read_close(sr);
 	if (head.data == NULL)
 		pgbr_buf_put(&head, "", 0);
 	bi->header = (char *) head.data;
 	return ok;
 }
 
-bool
-catalog_list(const char *repo, const char *stanza, BackupInfo **list, int *n, PgbrError *err)
+typedef struct LabelList
+{
+	char	  (*labels)[PGBR_NAME_MAX + 1];
+	int			n;
+	int			cap;
+} LabelList;
+
+static bool
+collect_label(void *arg, const StorageEntry *e, PgbrError *err)
+{
+	LabelList  *l = arg;
+
+	if (!e->is_dir || !pgbr_label_valid(e->name))
+		return true;
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->labels = pgbr_realloc(l->labels, sizeof(*l->labels) * (size_t) l->cap);
+	}
+	snprintf(l->labels[l->n++], PGBR_NAME_MAX + 1, "%s", e->name);
+	return true;
+}
+
+/* the labels of the backup directories of a stanza, committed or not */
+static bool
+list_labels(Storage *st, const char *stanza, LabelList *l, PgbrError *err)
 {
 	char		dir[REPO_PATH_MAX];
-	DIR		   *d;
-	struct dirent *de;
+
+	memset(l, 0, sizeof(*l));
+	return storage_path(dir, err, "%s/backup", stanza) &&
+		storage_list(st, dir, "", collect_label, l, err);
+}
+
+bool
+catalog_list(Storage *st, const char *stanza, BackupInfo **list, int *n, PgbrError *err)
+{
+	LabelList	l;
 	int			cap = 16;
+	bool		ok;
 
 	*n = 0;
 	*list = pgbr_malloc(sizeof(BackupInfo) * (size_t) cap);
-	if (!repo_path(dir, repo, stanza, "/backup"))
-		return pgbr_error_set(err, PGBR_ERR_FILE_OPEN, "path too long");
-	d = opendir(dir);
-	if (d == NULL)
-		return errno == ENOENT ? true :
-			pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", dir);
-	while ((de = readdir(d)) != NULL)
+	ok = list_labels(st, stanza, &l, err);
+	for (int i = 0; ok && i < l.n; i++)
 	{
 		char		path[REPO_PATH_MAX];
 		BackupInfo *bi;
+		bool		missing;
 
-		if (!pgbr_label_valid(de->d_name))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/manifest", dir, de->d_name);
-		{
-			PgbrError	lerr;
-
-			pgbr_error_init(&lerr);
-			if (!repo_no_links(path, &lerr))
-				continue;		/* planted link: not a backup of ours */
-		}
-		if (access(path, F_OK) != 0)
-			continue;			/* incomplete: not a backup */
 		if (*n == cap)
 		{
 			cap *= 2;
@@ -106,16 +124,19 @@ catalog_list(const char *repo, const char *stanza, BackupInfo **list, int *n, Pg
 		}
 		bi = &(*list)[*n];
 		memset(bi, 0, sizeof(*bi));
-		snprintf(bi->label, sizeof(bi->label), "%s", de->d_name);
-		if (!read_header(path, bi, err))
-		{
+		snprintf(bi->label, sizeof(bi->label), "%s", l.labels[i]);
+		if (!storage_path(path, err, "%s/backup/%s/manifest", stanza, l.labels[i]))
+			ok = false;
+		else if (!read_header(st, path, bi, &missing, err))
+			ok = false;
+		else if (!missing)
+			(*n)++;				/* without a manifest it is not a backup */
+		if (!ok || missing)
 			pgbr_free(bi->header);
-			closedir(d);
-			return false;
-		}
-		(*n)++;
 	}
-	closedir(d);
+	pgbr_free(l.labels);
+	if (!ok)
+		return false;
 	qsort(*list, (size_t) *n, sizeof(BackupInfo), cmp_label);
 	return true;
 }
@@ -128,131 +149,106 @@ catalog_free(BackupInfo *list, int n)
 	pgbr_free(list);
 }
 
-/* smallest or largest entry name of dir satisfying a WAL-kind filter */
-static void
-extreme_entry(const char *dir, bool want_max, bool dirs, char *out, size_t outlen)
+/* smallest or largest name among entries of a WAL archive directory */
+typedef struct Extreme
 {
-	DIR		   *d = opendir(dir);
-	struct dirent *de;
+	bool		want_max;
+	bool		dirs;
+	char	   *out;
+	size_t		outlen;
+} Extreme;
+
+static bool
+extreme_entry(void *arg, const StorageEntry *e, PgbrError *err)
+{
+	Extreme    *x = arg;
+	char		name[PGBR_NAME_MAX + 1];
+
+	if (e->name[0] == '.' || e->is_dir != x->dirs)
+		return true;
+	if (x->dirs)
+	{
+		if (strlen(e->name) != 16 || strcmp(e->name, "timeline") == 0)
+			return true;
+		snprintf(name, sizeof(name), "%s", e->name);
+	}
+	else
+	{
+		/* <segment>-<sha>.ext: plain segments only */
+		if (strlen(e->name) < 25 || e->name[24] != '-')
+			return true;
+		snprintf(name, sizeof(name), "%.24s", e->name);
+		if (pgbr_wal_kind(name) != PGBR_WAL_SEGMENT)
+			return true;
+	}
+	if (x->out[0] == '\0' || (x->want_max ? strcmp(name, x->out) > 0 : strcmp(name, x->out) < 0))
+		snprintf(x->out, x->outlen, "%s", name);
+	return true;
+}
+
+static bool
+extreme(Storage *st, const char *dir, bool want_max, bool dirs, char *out, size_t outlen,
+		PgbrError *err)
+{
+	Extreme		x = {want_max, dirs, out, outlen};
 
 	out[0] = '\0';
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL)
-	{
-		char		name[PGBR_NAME_MAX + 1];
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (dirs)
-		{
-			if (strlen(de->d_name) != 16 || strcmp(de->d_name, "timeline") == 0)
-				continue;
-			snprintf(name, sizeof(name), "%s", de->d_name);
-		}
-		else
-		{
-			/* <segment>-<sha>.ext: plain segments only */
-			if (strlen(de->d_name) < 25 || de->d_name[24] != '-')
-				continue;
-			snprintf(name, sizeof(name), "%.24s", de->d_name);
-			if (pgbr_wal_kind(name) != PGBR_WAL_SEGMENT)
-				continue;
-		}
-		if (out[0] == '\0' || (want_max ? strcmp(name, out) > 0 : strcmp(name, out) < 0))
-			snprintf(out, outlen, "%s", name);
-	}
-	closedir(d);
+	return storage_list(st, dir, "", extreme_entry, &x, err);
 }
 
 bool
-catalog_archive_range(const char *repo, const char *stanza, char *min, char *max,
-					  PgbrError *err)
+catalog_archive_range(Storage *st, const char *stanza, char *min, char *max, PgbrError *err)
 {
 	char		dir[REPO_PATH_MAX],
 				sub[REPO_PATH_MAX],
 				name[PGBR_NAME_MAX + 1];
 
 	min[0] = max[0] = '\0';
-	if (!repo_path(dir, repo, stanza, "/archive"))
-		return pgbr_error_set(err, PGBR_ERR_FILE_OPEN, "path too long");
-	extreme_entry(dir, false, true, name, sizeof(name));
-	if (name[0])
-	{
-		snprintf(sub, sizeof(sub), "%s/%s", dir, name);
-		extreme_entry(sub, false, false, min, PGBR_NAME_MAX + 1);
-	}
-	extreme_entry(dir, true, true, name, sizeof(name));
-	if (name[0])
-	{
-		snprintf(sub, sizeof(sub), "%s/%s", dir, name);
-		extreme_entry(sub, true, false, max, PGBR_NAME_MAX + 1);
-	}
-	return true;
-}
-
-bool
-catalog_remove_tree(const char *path, PgbrError *err)
-{
-	struct stat st;
-	DIR		   *d;
-	struct dirent *de;
-
-	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? true :
-			pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not stat \"%s\"", path);
-	if (!S_ISDIR(st.st_mode))
-	{
-		if (unlink(path) != 0)
-			return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not remove \"%s\"", path);
-		return true;
-	}
-	d = opendir(path);
-	if (d == NULL)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
-	while ((de = readdir(d)) != NULL)
-	{
-		char		child[REPO_PATH_MAX];
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-		if (!catalog_remove_tree(child, err))
-		{
-			closedir(d);
-			return false;
-		}
-	}
-	closedir(d);
-	if (rmdir(path) != 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not remove \"%s\"", path);
+	if (!storage_path(dir, err, "%s/archive", stanza) ||
+		!extreme(st, dir, false, true, name, sizeof(name), err))
+		return false;
+	if (name[0] && (!storage_path(sub, err, "%s/%s", dir, name) ||
+					!extreme(st, sub, false, false, min, PGBR_NAME_MAX + 1, err)))
+		return false;
+	if (!extreme(st, dir, true, true, name, sizeof(name), err))
+		return false;
+	if (name[0] && (!storage_path(sub, err, "%s/%s", dir, name) ||
+					!extreme(st, sub, true, false, max, PGBR_NAME_MAX + 1, err)))
+		return false;
 	return true;
 }
 
 void
-catalog_remove_incomplete(const char *repo, const char *stanza)
+catalog_remove_incomplete(Storage *st, const char *stanza)
 {
-	char		dir[REPO_PATH_MAX];
-	DIR		   *d;
-	struct dirent *de;
+	LabelList	l;
+	PgbrError	err;
 
-	if (!repo_path(dir, repo, stanza, "/backup") || (d = opendir(dir)) == NULL)
+	pgbr_error_init(&err);
+	if (!list_labels(st, stanza, &l, &err))
+	{
+		pgbr_log(PGBR_LOG_WARN, "%s", err.message);
+		pgbr_free(l.labels);
 		return;
-	while ((de = readdir(d)) != NULL)
+	}
+	for (int i = 0; i < l.n; i++)
 	{
 		char		path[REPO_PATH_MAX];
-		PgbrError	err;
+		bool		exists;
 
-		if (!pgbr_label_valid(de->d_name))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/manifest", dir, de->d_name);
-		if (access(path, F_OK) == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		pgbr_error_init(&err);
-		pgbr_log(PGBR_LOG_INFO, "removing incomplete backup %s of stanza \"%s\"", de->d_name, stanza);
-		if (!catalog_remove_tree(path, &err))
+		if (!storage_path(path, &err, "%s/backup/%s/manifest", stanza, l.labels[i]) ||
+			!storage_exists(st, path, &exists, &err))
+		{
+			pgbr_log(PGBR_LOG_WARN, "%s", err.message);
+			continue;
+		}
+		if (exists)
+			continue;
+		snprintf(path, sizeof(path), "%s/backup/%s", stanza, l.labels[i]);
+		pgbr_log(PGBR_LOG_INFO, "removing incomplete backup %s of stanza \"%s\"", l.labels[i], stanza);
+		if (!storage_remove_tree(st, path, &err))
 			pgbr_log(PGBR_LOG_WARN, "%s", err.message);
 	}
-	closedir(d);
+	pgbr_free(l.labels);
 }

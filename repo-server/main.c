@@ -106,12 +106,21 @@ settings_load(const char *path, int argc, char **argv, PgbrError *err)
 		if (!pgbr_config_set_option(s->cfg, name, eq + 1, err))
 			goto fail;
 	}
-	if (!pgbr_config_require(s->cfg, "repo1-path", err) ||
+	if ((strcmp(pgbr_config_get(s->cfg, "repo1-type"), "posix") == 0 &&
+		 !pgbr_config_require(s->cfg, "repo1-path", err)) ||
 		!pgbr_config_require(s->cfg, "tls-server-cert-file", err) ||
 		!pgbr_config_require(s->cfg, "tls-server-key-file", err) ||
 		!pgbr_config_require(s->cfg, "tls-server-ca-file", err))
 		goto fail;
-	s->repo_path = pgbr_strdup(pgbr_config_get(s->cfg, "repo1-path"));
+	{
+		/* the back end's options are checked now, not by the first client */
+		Storage    *probe = storage_open(s->cfg, err);
+
+		if (probe == NULL)
+			goto fail;
+		s->repo_path = pgbr_strdup(probe->where);
+		storage_close(probe);
+	}
 	s->io_timeout_ms = (int) pgbr_config_get_int(s->cfg, "io-timeout") * 1000;
 	s->max_connections = (int) pgbr_config_get_int(s->cfg, "tls-server-max-connections");
 	s->max_per_client = (int) pgbr_config_get_int(s->cfg, "tls-server-max-per-client");
@@ -336,7 +345,7 @@ main(int argc, char **argv)
 		pgbr_log_error(&err);
 		return 1;
 	}
-	pgbr_log(PGBR_LOG_INFO, "pgbr-server %s listening on %s:%d, repository \"%s\"",
+	pgbr_log(PGBR_LOG_INFO, "pgbr-server %s listening on %s:%d, repository in %s",
 			 PGBR_VERSION, pgbr_config_get(s->cfg, "tls-server-address"),
 			 (int) pgbr_config_get_int(s->cfg, "tls-server-port"), s->repo_path);
 

@@ -6,89 +6,75 @@
  */
 #include "backup.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <unistd.h>
 
 bool
 send_file_range(Session *sess, const char *path, uint64_t offset, uint64_t length, bool whole,
 				PgbrError *err)
 {
-	int			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool		missing;
+	StorageRead *r = storage_read_open(sess->st, path, offset, whole ? UINT64_MAX : length,
+									   &missing, err);
 	PgbrSink   *out;
 	uint8_t    *chunk;
-	uint64_t	left = length;
 	bool		ok = true;
 
-	if (fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
-	if (offset > 0 && lseek(fd, (off_t) offset, SEEK_SET) < 0)
+	if (r == NULL)
 	{
-		close(fd);
-		return pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not seek in \"%s\"", path);
+		/* refused before the stream began: the session goes on */
+		if (missing)
+			pgbr_error_set(err, PGBR_ERR_FILE_OPEN, "\"%s\" is missing from %s", path,
+						   sess->st->where);
+		return session_refuse(sess, err);
 	}
 	if (!pgbr_conn_send(sess->conn, PGBR_MSG_OK, NULL, 0, err))
 	{
-		close(fd);
+		storage_read_close(r);
 		return false;
 	}
 	out = pgbr_sink_conn_create(sess->conn, NULL);
 	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
-	while (ok && (whole || left > 0))
+	while (ok)
 	{
-		size_t		want = PGBR_CHUNK_SIZE;
-		ssize_t		n;
+		ssize_t		n = storage_read(r, chunk, PGBR_CHUNK_SIZE, err);
 
-		if (!whole && left < want)
-			want = (size_t) left;
-		n = read(fd, chunk, want);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || (n == 0 && !whole))
+		if (n < 0)
 		{
 			/* an ERROR frame ends the stream for the client */
 			PgbrError	e;
 
 			pgbr_error_init(&e);
-			if (n < 0)
-				pgbr_error_errno(&e, PGBR_ERR_FILE_READ, "could not read \"%s\"", path);
-			else
-				pgbr_error_set(&e, PGBR_ERR_FILE_READ, "\"%s\" is shorter than the manifest says", path);
+			pgbr_error_copy(&e, err);
 			session_refuse(sess, &e);
-			pgbr_error_copy(err, &e);
 			ok = false;
 			break;
 		}
 		if (n == 0)
 			break;
-		left -= (uint64_t) n;
 		ok = pgbr_sink_write(out, chunk, (size_t) n, err);
 	}
 	if (ok)
 		ok = pgbr_sink_finish(out, err) && pgbr_conn_flush(sess->conn, err);
 	pgbr_free(chunk);
 	pgbr_sink_free(out);
-	close(fd);
+	storage_read_close(r);
 	return ok;
 }
 
 static bool
 backup_dir(Session *sess, const char *label, char *out, PgbrError *err)
 {
-	char		suffix[PGBR_NAME_MAX + 16];
 	char		m[REPO_PATH_MAX];
+	bool		exists;
 
 	if (!pgbr_label_valid(label))
 		return pgbr_error_set(err, PGBR_ERR_FORMAT, "invalid backup label \"%s\"", label);
-	snprintf(suffix, sizeof(suffix), "/backup/%s", label);
-	if (!repo_path(out, sess->s->repo_path, sess->stanza, suffix))
-		return pgbr_error_set(err, PGBR_ERR_FORMAT, "path too long");
-	snprintf(m, sizeof(m), "%s/manifest", out);
-	if (!repo_no_links(m, err))
+	if (!storage_path(out, err, "%s/backup/%s", sess->stanza, label) ||
+		!storage_path(m, err, "%s/manifest", out) ||
+		!storage_exists(sess->st, m, &exists, err))
 		return false;
-	if (access(m, F_OK) != 0)
+	if (!exists)
 		return pgbr_error_set(err, PGBR_ERR_NOT_FOUND, "backup %s does not exist in stanza \"%s\"",
 							  label, sess->stanza);
 	return true;
@@ -105,9 +91,8 @@ manifest_get(Session *sess)
 	pgbr_error_init(&err);
 	if (!pgbr_name_decode(sess->in.data, sess->in.len, label, PGBR_NAME_MAX, &err))
 		return session_refuse(sess, &err) && false;
-	if (!backup_dir(sess, label, dir, &err))
+	if (!backup_dir(sess, label, dir, &err) || !storage_path(path, &err, "%s/manifest", dir))
 		return session_refuse(sess, &err);
-	snprintf(path, sizeof(path), "%s/manifest", dir);
 	if (!send_file_range(sess, path, 0, 0, true, &err))
 	{
 		pgbr_log(PGBR_LOG_WARN, "%s: sending the manifest of %s failed: %s", sess->peer, label,
@@ -128,7 +113,7 @@ file_get(Session *sess)
 				path[REPO_PATH_MAX];
 	PgbrManifestEntry e;
 	PgbrError	err;
-	int			n;
+	bool		ok;
 
 	pgbr_error_init(&err);
 	if (!pgbr_strs_decode(sess->in.data, sess->in.len, 2, out, maxlens, &err))
@@ -141,23 +126,12 @@ file_get(Session *sess)
 		return session_refuse(sess, &err);
 	}
 	if (e.bundle[0])
-		n = snprintf(path, sizeof(path), "%s/bundle/%s", dir, e.bundle);
+		ok = storage_path(path, &err, "%s/bundle/%s", dir, e.bundle);
 	else
-		n = snprintf(path, sizeof(path), "%s/pg_data/%s.%s", dir, e.path,
-					 e.compress == PGBR_COMPRESS_ZST ? "zst" : "raw");
-	if (n <= 0 || n >= (int) sizeof(path))
-	{
-		pgbr_error_set(&err, PGBR_ERR_FORMAT, "path of \"%s\" is too long", e.path);
+		ok = storage_path(path, &err, "%s/pg_data/%s.%s", dir, e.path,
+						  e.compress == PGBR_COMPRESS_ZST ? "zst" : "raw");
+	if (!ok)
 		return session_refuse(sess, &err);
-	}
-	if (!repo_no_links(path, &err))
-		return session_refuse(sess, &err);
-	if (access(path, R_OK) != 0)
-	{
-		pgbr_error_errno(&err, PGBR_ERR_FILE_OPEN, "file \"%s\" of backup %s is missing from the repository",
-						 e.path, label);
-		return session_refuse(sess, &err);
-	}
 	if (!send_file_range(sess, path, e.bundle[0] ? e.offset : 0, e.repo_size, false, &err))
 	{
 		pgbr_log(PGBR_LOG_WARN, "%s: sending \"%s\" of %s failed: %s", sess->peer, e.path, label,
@@ -181,7 +155,7 @@ info_handle(Session *sess)
 	bool		ok;
 
 	pgbr_error_init(&err);
-	if (!repo_stanza_read(sess->s->repo_path, sess->stanza, &st, &exists, &err))
+	if (!repo_stanza_read(sess->st, sess->stanza, &st, &exists, &err))
 		return session_refuse(sess, &err);
 	if (!exists)
 	{
@@ -190,8 +164,8 @@ info_handle(Session *sess)
 		pgbr_error_hint(&err, "Run SELECT pgbr_stanza_create() on the primary.");
 		return session_refuse(sess, &err);
 	}
-	if (!catalog_list(sess->s->repo_path, sess->stanza, &list, &n, &err) ||
-		!catalog_archive_range(sess->s->repo_path, sess->stanza, min, max, &err))
+	if (!catalog_list(sess->st, sess->stanza, &list, &n, &err) ||
+		!catalog_archive_range(sess->st, sess->stanza, min, max, &err))
 		return session_refuse(sess, &err);
 	pgbr_buf_init(&text);
 	pgbr_buf_printf(&text, "stanza=%s\nsystem-id=%" PRIu64 "\npg-version=%u\narchive-min=%s\narchive-max=%s\n",
@@ -230,26 +204,18 @@ expire_handle(Session *sess)
 {
 	PgbrError	err;
 	PgbrBuf		report;
-	int			lock;
+	StorageLock *lock;
 	bool		ok;
 
 	pgbr_error_init(&err);
-	lock = repo_lock(sess->s->repo_path, sess->stanza, "backup", false, &err);
-	if (lock < 0)
-	{
-		if (err.code == PGBR_ERR_LOCK)
-		{
-			pgbr_error_init(&err);
-			pgbr_error_set(&err, PGBR_ERR_LOCK, "a backup or expire of stanza \"%s\" is running",
-						   sess->stanza);
-		}
+	lock = backup_lock_take(sess, &err);
+	if (lock == NULL)
 		return session_refuse(sess, &err);
-	}
-	catalog_remove_incomplete(sess->s->repo_path, sess->stanza);
+	catalog_remove_incomplete(sess->st, sess->stanza);
 	pgbr_buf_init(&report);
 	pgbr_buf_put(&report, "", 0);
-	ok = retention_apply(sess->s, sess->stanza, &report, &err);
-	repo_unlock(lock);
+	ok = retention_apply(sess->s, sess->st, sess->stanza, &report, &err);
+	storage_unlock(lock);
 	if (!ok)
 	{
 		pgbr_buf_release(&report);

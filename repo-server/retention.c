@@ -10,82 +10,87 @@
 #include "server.h"
 #include "repo.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 static bool
-expire_backup(const char *repo, const char *stanza, const char *label, PgbrError *err)
+expire_backup(Storage *st, const char *stanza, const char *label, PgbrError *err)
 {
 	char		dir[REPO_PATH_MAX],
 				path[REPO_PATH_MAX];
-	char		suffix[PGBR_NAME_MAX + 16];
 
-	snprintf(suffix, sizeof(suffix), "/backup/%s", label);
-	if (!repo_path(dir, repo, stanza, suffix))
-		return pgbr_error_set(err, PGBR_ERR_FILE_WRITE, "path too long");
-	snprintf(path, sizeof(path), "%s/manifest", dir);
-	if (unlink(path) != 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not remove \"%s\"", path);
-	if (!repo_fsync_dir(dir, err))
+	return storage_path(dir, err, "%s/backup/%s", stanza, label) &&
+		storage_path(path, err, "%s/manifest", dir) &&
+		storage_remove(st, path, err) &&
+		storage_remove_tree(st, dir, err);
+}
+
+typedef struct WalExpiry
+{
+	Storage    *st;
+	const char *dir;
+	const char *oldest;
+	int			removed;
+	bool		in_dir;			/* listing one 16-hex directory */
+} WalExpiry;
+
+static bool
+expire_wal_entry(void *arg, const StorageEntry *e, PgbrError *err)
+{
+	WalExpiry  *x = arg;
+	char		path[REPO_PATH_MAX];
+	int			c;
+
+	if (x->in_dir)
+	{
+		/* files of the directory of the oldest needed segment */
+		if (e->is_dir || e->name[0] == '.' || strlen(e->name) < 24 ||
+			strncmp(e->name, x->oldest, 24) >= 0)
+			return true;
+		if (!storage_path(path, err, "%s/%s", x->dir, e->name) ||
+			!storage_remove(x->st, path, err))
+			return false;
+		x->removed++;
+		return true;
+	}
+	if (!e->is_dir || strlen(e->name) != 16 || strcmp(e->name, "timeline") == 0)
+		return true;
+	c = strncmp(e->name, x->oldest, 16);
+	if (!storage_path(path, err, "%s/%s", x->dir, e->name))
 		return false;
-	return catalog_remove_tree(dir, err);
+	if (c < 0)
+	{
+		if (!storage_remove_tree(x->st, path, err))
+			return false;
+		x->removed++;
+	}
+	else if (c == 0)
+	{
+		WalExpiry	sub = {x->st, path, x->oldest, 0, true};
+
+		if (!storage_list(x->st, path, "", expire_wal_entry, &sub, err))
+			return false;
+		x->removed += sub.removed;
+	}
+	return true;
 }
 
 /* removes archived WAL whose segment name sorts before `oldest` */
 static int
-expire_wal(const char *repo, const char *stanza, const char *oldest, PgbrError *err)
+expire_wal(Storage *st, const char *stanza, const char *oldest, PgbrError *err)
 {
 	char		dir[REPO_PATH_MAX];
-	DIR		   *d;
-	struct dirent *de;
-	int			removed = 0;
+	WalExpiry	x = {st, dir, oldest, 0, false};
 
-	if (!repo_path(dir, repo, stanza, "/archive") || (d = opendir(dir)) == NULL)
+	if (!storage_path(dir, err, "%s/archive", stanza))
 		return 0;
-	while ((de = readdir(d)) != NULL)
-	{
-		char		sub[REPO_PATH_MAX];
-		int			c;
-
-		if (strlen(de->d_name) != 16 || strcmp(de->d_name, "timeline") == 0)
-			continue;
-		c = strncmp(de->d_name, oldest, 16);
-		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
-		if (c < 0)
-		{
-			if (catalog_remove_tree(sub, err))
-				removed++;
-		}
-		else if (c == 0)
-		{
-			DIR		   *sd = opendir(sub);
-			struct dirent *se;
-
-			while (sd && (se = readdir(sd)) != NULL)
-			{
-				char		f[REPO_PATH_MAX];
-
-				if (se->d_name[0] == '.' || strlen(se->d_name) < 24 ||
-					strncmp(se->d_name, oldest, 24) >= 0)
-					continue;
-				snprintf(f, sizeof(f), "%s/%s", sub, se->d_name);
-				if (unlink(f) == 0)
-					removed++;
-			}
-			if (sd)
-				closedir(sd);
-			repo_fsync_dir(sub, err);
-		}
-	}
-	closedir(d);
-	repo_fsync_dir(dir, err);
-	return removed;
+	(void) storage_list(st, dir, "", expire_wal_entry, &x, err);
+	return x.removed;
 }
 
 bool
-retention_apply(const ServerSettings *s, const char *stanza, PgbrBuf *report, PgbrError *err)
+retention_apply(const ServerSettings *s, Storage *st, const char *stanza, PgbrBuf *report,
+				PgbrError *err)
 {
 	const char *full_opt = pgbr_config_get(s->cfg, "repo1-retention-full");
 	const char *diff_opt = pgbr_config_get(s->cfg, "repo1-retention-diff");
@@ -102,7 +107,7 @@ retention_apply(const ServerSettings *s, const char *stanza, PgbrBuf *report, Pg
 		pgbr_buf_printf(report, "option repo1-retention-full is not set: no backup or WAL is expired\n");
 		return true;
 	}
-	if (!catalog_list(s->repo_path, stanza, &list, &n, err))
+	if (!catalog_list(st, stanza, &list, &n, err))
 		return false;
 	expired = pgbr_malloc(sizeof(bool) * (size_t) (n ? n : 1));
 	for (int i = 0; i < n; i++)
@@ -142,7 +147,7 @@ retention_apply(const ServerSettings *s, const char *stanza, PgbrBuf *report, Pg
 	{
 		if (!expired[i])
 			continue;
-		if (!expire_backup(s->repo_path, stanza, list[i].label, err))
+		if (!expire_backup(st, stanza, list[i].label, err))
 		{
 			ok = false;
 			break;
@@ -157,7 +162,10 @@ retention_apply(const ServerSettings *s, const char *stanza, PgbrBuf *report, Pg
 			snprintf(oldest, sizeof(oldest), "%s", list[i].wal_start);
 	if (ok && oldest[0])
 	{
-		int			removed = expire_wal(s->repo_path, stanza, oldest, err);
+		int			removed = expire_wal(st, stanza, oldest, err);
+
+		if (pgbr_error_is_set(err))
+			ok = false;
 
 		if (removed > 0)
 		{

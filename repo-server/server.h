@@ -8,6 +8,7 @@
 #include "pgbr_config.h"
 #include "pgbr_conn.h"
 #include "pgbr_log.h"
+#include "storage.h"
 
 /* one tls-server-auth line: a certificate name and what it may touch */
 typedef struct AuthRule
@@ -23,7 +24,7 @@ typedef struct ServerSettings
 	SSL_CTX    *ctx;
 	AuthRule   *rules;
 	int			nrules;
-	char	   *repo_path;
+	char	   *repo_path;		/* where the repository is, for messages */
 	int			io_timeout_ms;
 	int			max_connections;
 	int			max_per_client;
@@ -49,6 +50,7 @@ typedef struct Session
 	char		cn[256];		/* "" when the client sent no certificate */
 	char		program[PGBR_NAME_MAX + 1];
 	char		stanza[PGBR_NAME_MAX + 1];	/* "" until HELLO succeeded */
+	Storage    *st;				/* the repository */
 	PgbrBuf		in;				/* payload of the request being handled */
 	struct BackupSession *backup;	/* a backup this session writes, or NULL */
 } Session;
@@ -95,20 +97,18 @@ typedef struct BackupInfo
 } BackupInfo;
 
 /* committed backups, oldest first; free with catalog_free */
-extern bool catalog_list(const char *repo, const char *stanza, BackupInfo **list, int *n,
+extern bool catalog_list(Storage *st, const char *stanza, BackupInfo **list, int *n,
 						 PgbrError *err);
 extern void catalog_free(BackupInfo *list, int n);
 /* smallest and largest archived WAL segment names ("" if none) */
-extern bool catalog_archive_range(const char *repo, const char *stanza, char *min, char *max,
+extern bool catalog_archive_range(Storage *st, const char *stanza, char *min, char *max,
 								  PgbrError *err);
-/* removes a directory tree (no symlinks followed) */
-extern bool catalog_remove_tree(const char *path, PgbrError *err);
 /* removes backup directories that have no manifest (caller holds backup.lock) */
-extern void catalog_remove_incomplete(const char *repo, const char *stanza);
+extern void catalog_remove_incomplete(Storage *st, const char *stanza);
 
 /* retention.c: expire backups and WAL per repo1-retention-full/-diff */
-extern bool retention_apply(const ServerSettings *s, const char *stanza, PgbrBuf *report,
-							PgbrError *err);
+extern bool retention_apply(const ServerSettings *s, Storage *st, const char *stanza,
+							PgbrBuf *report, PgbrError *err);
 
 /* verify.c: checks every stored file; streams the report */
 extern bool verify_handle(Session *sess);

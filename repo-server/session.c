@@ -200,14 +200,22 @@ session_run(const ServerSettings *s, int fd)
 
 	memset(&sess, 0, sizeof(sess));
 	sess.s = s;
-	repo_set_root(s->repo_path);
 	pgbr_buf_init(&sess.in);
 	pgbr_error_init(&err);
+	sess.st = storage_open(s->cfg, &err);
+	if (sess.st == NULL)
+	{
+		pgbr_log(PGBR_LOG_WARN, "could not open the repository: %s", err.message);
+		pgbr_buf_release(&sess.in);
+		return;
+	}
 
 	sess.conn = pgbr_conn_accept(fd, s->ctx, SESSION_START_TIMEOUT_MS, &err);
 	if (sess.conn == NULL)
 	{
 		pgbr_log(PGBR_LOG_WARN, "refused client: %s", err.message);
+		storage_close(sess.st);
+		pgbr_buf_release(&sess.in);
 		return;
 	}
 	snprintf(sess.peer, sizeof(sess.peer), "%s", pgbr_conn_peer(sess.conn));
@@ -238,5 +246,6 @@ session_run(const ServerSettings *s, int fd)
 	}
 	backup_session_cleanup(&sess);
 	pgbr_conn_free(sess.conn);
+	storage_close(sess.st);
 	pgbr_buf_release(&sess.in);
 }

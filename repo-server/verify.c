@@ -7,12 +7,8 @@
 #include "backup.h"
 #include "pgbr_wal.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <unistd.h>
 
 typedef struct Verify
 {
@@ -51,57 +47,41 @@ report(Verify *v, bool problem, const char *fmt,...)
 
 /* checks a stored byte range: decompress if needed, compare the SHA-256 */
 static bool
-check_stored(const char *path, uint64_t offset, uint64_t length, bool whole, uint8_t compress,
-			 const uint8_t *sha, char *why, size_t whylen)
+check_stored(Storage *st, const char *path, uint64_t offset, uint64_t length, bool whole,
+			 uint8_t compress, const uint8_t *sha, char *why, size_t whylen)
 {
-	int			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	PgbrError	err;
+	bool		missing;
+	StorageRead *r;
 	PgbrSink   *shasink,
 			   *dec = NULL;
 	uint8_t    *chunk;
-	uint64_t	left = length;
 	uint8_t		sum[PGBR_SHA256_LEN];
 	bool		ok = true;
 
 	pgbr_error_init(&err);
-	if (fd < 0)
+	r = storage_read_open(st, path, offset, whole ? UINT64_MAX : length, &missing, &err);
+	if (r == NULL)
 	{
-		snprintf(why, whylen, "missing (%s)", strerror(errno));
-		return false;
-	}
-	if (offset && lseek(fd, (off_t) offset, SEEK_SET) < 0)
-	{
-		snprintf(why, whylen, "cannot seek: %s", strerror(errno));
-		close(fd);
+		snprintf(why, whylen, "%s", missing ? "missing" : err.message);
 		return false;
 	}
 	shasink = pgbr_sink_sha256_create(NULL, &err);
 	if (compress == PGBR_COMPRESS_ZST)
 		dec = pgbr_sink_zstd_decompress_create(shasink, &err);
 	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
-	while (ok && (whole || left > 0))
+	while (ok)
 	{
-		size_t		want = (!whole && left < PGBR_CHUNK_SIZE) ? (size_t) left : PGBR_CHUNK_SIZE;
-		ssize_t		n = read(fd, chunk, want);
+		ssize_t		n = storage_read(r, chunk, PGBR_CHUNK_SIZE, &err);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
 		{
-			snprintf(why, whylen, "read error: %s", strerror(errno));
+			snprintf(why, whylen, "truncated or unreadable: %s", err.message);
 			ok = false;
 			break;
 		}
 		if (n == 0)
-		{
-			if (!whole)
-			{
-				snprintf(why, whylen, "truncated");
-				ok = false;
-			}
 			break;
-		}
-		left -= (uint64_t) n;
 		ok = pgbr_sink_write(dec ? dec : shasink, chunk, (size_t) n, &err);
 	}
 	if (ok)
@@ -120,35 +100,45 @@ check_stored(const char *path, uint64_t offset, uint64_t length, bool whole, uin
 	pgbr_free(chunk);
 	pgbr_sink_free(dec);
 	pgbr_sink_free(shasink);
-	close(fd);
+	storage_read_close(r);
 	return ok;
+}
+
+static ssize_t
+read_source(void *arg, void *buf, size_t len, PgbrError *err)
+{
+	return storage_read((StorageRead *) arg, buf, len, err);
 }
 
 static void
 verify_backup(Verify *v, const char *label)
 {
-	const ServerSettings *s = v->sess->s;
+	Storage    *st = v->sess->st;
 	char		dir[REPO_PATH_MAX],
 				path[REPO_PATH_MAX];
-	char		suffix[PGBR_NAME_MAX + 16];
 	PgbrLineReader r;
 	PgbrError	err;
 	char	   *line;
 	size_t		len;
 	bool		in_files = false;
-	int			fd;
+	bool		missing;
+	StorageRead *sr;
+	char		checked_ref[PGBR_NAME_MAX + 1] = "";
 
-	snprintf(suffix, sizeof(suffix), "/backup/%s", label);
-	repo_path(dir, s->repo_path, v->sess->stanza, suffix);
-	snprintf(path, sizeof(path), "%s/manifest", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	pgbr_error_init(&err);
+	if (!storage_path(dir, &err, "%s/backup/%s", v->sess->stanza, label) ||
+		!storage_path(path, &err, "%s/manifest", dir))
 	{
-		report(v, true, "backup %s: manifest is missing", label);
+		report(v, true, "backup %s: %s", label, err.message);
 		return;
 	}
-	pgbr_error_init(&err);
-	pgbr_line_reader_init(&r, fd);
+	sr = storage_read_open(st, path, 0, UINT64_MAX, &missing, &err);
+	if (sr == NULL)
+	{
+		report(v, true, "backup %s: manifest is %s", label, missing ? "missing" : err.message);
+		return;
+	}
+	pgbr_line_reader_init_source(&r, read_source, sr);
 	while (!v->broken && pgbr_line_reader_next(&r, &line, &len, &err))
 	{
 		PgbrManifestEntry e;
@@ -171,9 +161,16 @@ verify_backup(Verify *v, const char *label)
 			continue;
 		if (e.reference[0])
 		{
-			snprintf(suffix, sizeof(suffix), "/backup/%s/manifest", e.reference);
-			repo_path(ref, s->repo_path, v->sess->stanza, suffix);
-			if (access(ref, F_OK) != 0)
+			bool		exists = false;
+			PgbrError	rerr;
+
+			/* consecutive files mostly refer to the same backup */
+			pgbr_error_init(&rerr);
+			if (strcmp(checked_ref, e.reference) != 0 &&
+				storage_path(ref, &rerr, "%s/backup/%s/manifest", v->sess->stanza, e.reference) &&
+				storage_exists(st, ref, &exists, &rerr) && exists)
+				snprintf(checked_ref, sizeof(checked_ref), "%s", e.reference);
+			if (strcmp(checked_ref, e.reference) != 0)
 				report(v, true, "backup %s: file \"%s\" refers to backup %s, which is missing",
 					   label, e.path, e.reference);
 			continue;
@@ -186,52 +183,71 @@ verify_backup(Verify *v, const char *label)
 					 e.compress == PGBR_COMPRESS_ZST ? "zst" : "raw");
 		if (!e.has_sha)
 			report(v, true, "backup %s: file \"%s\" has no checksum", label, e.path);
-		else if (!check_stored(path, e.bundle[0] ? e.offset : 0, e.repo_size, false, e.compress,
+		else if (!check_stored(st, path, e.bundle[0] ? e.offset : 0, e.repo_size, false, e.compress,
 							   e.sha256, why, sizeof(why)))
 			report(v, true, "backup %s: file \"%s\" is %s", label, e.path, why);
 	}
 	if (pgbr_error_is_set(&err))
 		report(v, true, "backup %s: manifest is damaged: %s", label, err.message);
 	pgbr_line_reader_free(&r);
-	close(fd);
+	storage_read_close(sr);
 }
 
-static void
-verify_wal_dir(Verify *v, const char *dir)
+typedef struct WalDir
 {
-	DIR		   *d = opendir(dir);
-	struct dirent *de;
+	Verify	   *v;
+	const char *dir;
+} WalDir;
 
-	while (d && !v->broken && (de = readdir(d)) != NULL)
-	{
-		char		path[REPO_PATH_MAX],
-					name[PGBR_NAME_MAX + 1],
-					hex[PGBR_SHA256_HEXLEN + 1],
-					why[1200] = "";
-		uint8_t		sha[PGBR_SHA256_LEN];
-		char	   *dash = strrchr(de->d_name, '-');
-		size_t		nlen;
+static bool
+verify_wal_entry(void *arg, const StorageEntry *e, PgbrError *err)
+{
+	WalDir	   *w = arg;
+	Verify	   *v = w->v;
+	char		path[REPO_PATH_MAX],
+				name[PGBR_NAME_MAX + 1],
+				hex[PGBR_SHA256_HEXLEN + 1],
+				why[1200] = "";
+	uint8_t		sha[PGBR_SHA256_LEN];
+	const char *dash = strrchr(e->name, '-');
+	size_t		nlen;
 
-		if (de->d_name[0] == '.' || dash == NULL)
-			continue;
-		nlen = (size_t) (dash - de->d_name);
-		if (nlen > PGBR_NAME_MAX || strlen(dash + 1) != PGBR_SHA256_HEXLEN + 4)
-			continue;
-		memcpy(name, de->d_name, nlen);
-		name[nlen] = '\0';
-		memcpy(hex, dash + 1, PGBR_SHA256_HEXLEN);
-		hex[PGBR_SHA256_HEXLEN] = '\0';
-		if (pgbr_wal_kind(name) == PGBR_WAL_INVALID || !pgbr_hex_decode(hex, sha, sizeof(sha)))
-			continue;
-		v->wal++;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (!check_stored(path, 0, 0, true,
-						  strcmp(dash + 1 + PGBR_SHA256_HEXLEN, ".zst") == 0 ? PGBR_COMPRESS_ZST :
-						  PGBR_COMPRESS_NONE, sha, why, sizeof(why)))
-			report(v, true, "WAL file \"%s\" is %s", name, why);
-	}
-	if (d)
-		closedir(d);
+	if (v->broken)
+		return false;
+	if (e->is_dir || e->name[0] == '.' || dash == NULL)
+		return true;
+	nlen = (size_t) (dash - e->name);
+	if (nlen > PGBR_NAME_MAX || strlen(dash + 1) != PGBR_SHA256_HEXLEN + 4)
+		return true;
+	memcpy(name, e->name, nlen);
+	name[nlen] = '\0';
+	memcpy(hex, dash + 1, PGBR_SHA256_HEXLEN);
+	hex[PGBR_SHA256_HEXLEN] = '\0';
+	if (pgbr_wal_kind(name) == PGBR_WAL_INVALID || !pgbr_hex_decode(hex, sha, sizeof(sha)))
+		return true;
+	v->wal++;
+	snprintf(path, sizeof(path), "%s/%s", w->dir, e->name);
+	if (!check_stored(v->sess->st, path, 0, 0, true,
+					  strcmp(dash + 1 + PGBR_SHA256_HEXLEN, ".zst") == 0 ? PGBR_COMPRESS_ZST :
+					  PGBR_COMPRESS_NONE, sha, why, sizeof(why)))
+		report(v, true, "WAL file \"%s\" is %s", name, why);
+	return true;
+}
+
+static bool
+verify_wal_dir(void *arg, const StorageEntry *e, PgbrError *err)
+{
+	WalDir	   *top = arg;
+	char		sub[REPO_PATH_MAX];
+	WalDir		w = {top->v, sub};
+
+	if (top->v->broken)
+		return false;
+	if (!e->is_dir || e->name[0] == '.')
+		return true;
+	if (!storage_path(sub, err, "%s/%s", top->dir, e->name))
+		return false;
+	return storage_list(top->v->sess->st, sub, "", verify_wal_entry, &w, err);
 }
 
 bool
@@ -243,14 +259,13 @@ verify_handle(Session *sess)
 	PgbrError	err;
 	char		dir[REPO_PATH_MAX],
 				count[32];
-	DIR		   *d;
-	struct dirent *de;
+	WalDir		top = {&v, dir};
 
 	memset(&v, 0, sizeof(v));
 	v.sess = sess;
 	pgbr_buf_init(&v.line);
 	pgbr_error_init(&err);
-	if (!catalog_list(sess->s->repo_path, sess->stanza, &list, &n, &err))
+	if (!catalog_list(sess->st, sess->stanza, &list, &n, &err))
 		return session_refuse(sess, &err);
 	if (!pgbr_conn_send(sess->conn, PGBR_MSG_OK, NULL, 0, &err))
 	{
@@ -261,19 +276,9 @@ verify_handle(Session *sess)
 		verify_backup(&v, list[i].label);
 	catalog_free(list, n);
 
-	if (repo_path(dir, sess->s->repo_path, sess->stanza, "/archive") && (d = opendir(dir)) != NULL)
-	{
-		while (!v.broken && (de = readdir(d)) != NULL)
-		{
-			char		sub[REPO_PATH_MAX];
-
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
-			verify_wal_dir(&v, sub);
-		}
-		closedir(d);
-	}
+	if (!storage_path(dir, &err, "%s/archive", sess->stanza) ||
+		!storage_list(sess->st, dir, "", verify_wal_dir, &top, &err))
+		report(&v, true, "the WAL archive could not be listed: %s", err.message);
 	report(&v, false, "verified %" PRIu64 " backup files in %d backups and %" PRIu64 " WAL files: %" PRIu64 " problem(s)",
 		   v.files, n, v.wal, v.problems);
 	snprintf(count, sizeof(count), "%" PRIu64, v.problems);

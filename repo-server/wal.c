@@ -23,7 +23,7 @@ load_stanza(Session *sess, PgbrStanzaMsg *m, PgbrError *err)
 {
 	bool		exists;
 
-	if (!repo_stanza_read(sess->s->repo_path, sess->stanza, m, &exists, err))
+	if (!repo_stanza_read(sess->st, sess->stanza, m, &exists, err))
 		return false;
 	if (!exists)
 	{
@@ -46,7 +46,7 @@ stanza_handle_create(Session *sess)
 	pgbr_error_init(&err);
 	if (!pgbr_stanza_decode(sess->in.data, sess->in.len, &m, &err))
 		return session_refuse(sess, &err) && false;
-	if (!repo_stanza_create(sess->s->repo_path, sess->stanza, &m, &created, &err))
+	if (!repo_stanza_create(sess->st, sess->stanza, &m, &created, &err))
 		return session_refuse(sess, &err);
 	pgbr_log(PGBR_LOG_INFO, "stanza \"%s\" %s (system identifier %" PRIu64 ", PostgreSQL %u) by CN \"%s\"",
 			 sess->stanza, created ? "created" : "already exists and matches",
@@ -73,7 +73,7 @@ stanza_handle_get(Session *sess)
 }
 
 /*
- * Receives the DATA...END stream of a push into fd.  Only as much of the
+ * Receives the DATA...END stream of a push into file.  Only as much of the
  * content is decompressed as the segment header needs: the SHA-256 of the
  * raw content comes from the sender (TLS protects it in transit), is kept
  * in the stored file's name and checked by archive-get, restore and
@@ -83,11 +83,10 @@ stanza_handle_get(Session *sess)
  * content is left in verr.
  */
 static bool
-receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
-			const PgbrStanzaMsg *st, PgbrError *verr)
+receive_wal(Session *sess, PgbrWalMsg *m, StorageFile *file, const PgbrStanzaMsg *st,
+			PgbrError *verr)
 {
 	PgbrError	err;
-	PgbrSink   *file = pgbr_sink_fd_create(fd, tmppath);
 	PgbrSink   *peek = pgbr_sink_peek_create(PGBR_WAL_LONG_HEADER_SIZE, NULL);
 	PgbrSink   *dec = NULL;
 	PgbrSink   *check;
@@ -121,7 +120,7 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 			if (pgbr_error_is_set(verr))
 				continue;		/* already refused: drain */
 			received += sess->in.len;
-			if (!pgbr_sink_write(file, sess->in.data, sess->in.len, verr))
+			if (!storage_write(file, sess->in.data, sess->in.len, verr))
 				continue;
 			/*
 			 * Feed the decoder small slices, only until the header came
@@ -188,10 +187,29 @@ receive_wal(Session *sess, PgbrWalMsg *m, int fd, const char *tmppath,
 	}
 	pgbr_sink_free(dec);
 	pgbr_sink_free(peek);
-	pgbr_sink_free(file);
 	return alive;
 }
 
+static bool
+refuse_duplicate(Session *sess, const PgbrWalMsg *m, PgbrError *err)
+{
+	pgbr_error_set(err, PGBR_ERR_ARCHIVE_DUPLICATE,
+				   "WAL file \"%s\" already exists in the repository of stanza \"%s\" with a different checksum",
+				   m->name, sess->stanza);
+	pgbr_error_hint(err, "Another cluster may be archiving to this stanza: check pgbr.stanza and the stanza's system identifier.");
+	return session_refuse(sess, err);
+}
+
+/*
+ * The name of a stored WAL file carries its checksum, so two pushes of the
+ * same segment with different content land under different names.  On
+ * posix a lock makes "no other version exists" and the rename atomic.  An
+ * object store has no such lock (and several servers may share a bucket):
+ * there the push stores its object, then lists again, and if another
+ * version is there it removes its own and refuses.  Of two different
+ * versions at most one is ever acknowledged: whichever listed second saw
+ * the other.
+ */
 bool
 wal_handle_put(Session *sess)
 {
@@ -199,13 +217,13 @@ wal_handle_put(Session *sess)
 	PgbrStanzaMsg st;
 	PgbrError	err;
 	char		dir[REPO_PATH_MAX],
-				tmp[REPO_PATH_MAX],
+				lockpath[REPO_PATH_MAX],
 				final[REPO_PATH_MAX],
 				hex[PGBR_SHA256_HEXLEN + 1];
 	RepoWalFile existing;
 	bool		found;
-	int			fd,
-				lock;
+	StorageFile *file;
+	StorageLock *lock = NULL;
 
 	pgbr_error_init(&err);
 	if (!pgbr_wal_msg_decode(sess->in.data, sess->in.len, &m, &err))
@@ -215,64 +233,75 @@ wal_handle_put(Session *sess)
 		pgbr_error_set(&err, PGBR_ERR_FORMAT, "\"%s\" is not a WAL file name", m.name);
 		return session_drain_stream(sess) && session_refuse(sess, &err);
 	}
-	if (!load_stanza(sess, &st, &err) ||
-		!repo_wal_dir(dir, sess->s->repo_path, sess->stanza, m.name) ||
-		!repo_mkdir_p(dir, &err) ||
-		(fd = repo_tmp_open(dir, m.name, tmp, &err)) < 0)
+	if (!load_stanza(sess, &st, &err) || !repo_wal_dir(dir, sess->stanza, m.name, &err) ||
+		!storage_path(final, &err, "%s/%s", dir, m.name) ||
+		(file = storage_create(sess->st, final, 0, &err)) == NULL)
 	{
 		pgbr_error_set(&err, PGBR_ERR_FILE_WRITE, "could not prepare the archive for \"%s\"", m.name);
 		return session_drain_stream(sess) && session_refuse(sess, &err);
 	}
 
-	if (!receive_wal(sess, &m, fd, tmp, &st, &err))
+	if (!receive_wal(sess, &m, file, &st, &err))
 	{
-		close(fd);
-		unlink(tmp);
+		storage_discard(file);
 		return false;
 	}
 	if (pgbr_error_is_set(&err))
 	{
-		close(fd);
-		unlink(tmp);
+		storage_discard(file);
 		return session_refuse(sess, &err);
 	}
 
-	/* the name check and the rename are atomic against concurrent pushes */
-	lock = repo_lock(sess->s->repo_path, sess->stanza, "archive", true, &err);
-	if (lock < 0 ||
-		!repo_wal_find(sess->s->repo_path, sess->stanza, m.name, &existing, &found, &err))
+	if (sess->st->atomic_names &&
+		(!storage_path(lockpath, &err, "%s/archive.lock", sess->stanza) ||
+		 (lock = storage_lock(sess->st, lockpath, -1, &err)) == NULL))
 	{
-		close(fd);
-		unlink(tmp);
-		repo_unlock(lock);
+		storage_discard(file);
+		return session_refuse(sess, &err);
+	}
+	if (!repo_wal_find(sess->st, sess->stanza, m.name, NULL, &existing, &found, &err))
+	{
+		storage_discard(file);
+		storage_unlock(lock);
 		return session_refuse(sess, &err);
 	}
 	if (found)
 	{
-		close(fd);
-		unlink(tmp);
-		repo_unlock(lock);
+		storage_discard(file);
+		storage_unlock(lock);
 		if (memcmp(existing.sha256, m.sha256, PGBR_SHA256_LEN) == 0)
 		{
 			pgbr_log(PGBR_LOG_DETAIL, "WAL file \"%s\" of stanza \"%s\" already archived with the same checksum",
 					 m.name, sess->stanza);
 			return session_ok(sess, NULL, 0);
 		}
-		pgbr_error_set(&err, PGBR_ERR_ARCHIVE_DUPLICATE,
-					   "WAL file \"%s\" already exists in the repository of stanza \"%s\" with a different checksum",
-					   m.name, sess->stanza);
-		pgbr_error_hint(&err, "Another cluster may be archiving to this stanza: check pgbr.stanza and the stanza's system identifier.");
-		return session_refuse(sess, &err);
+		return refuse_duplicate(sess, &m, &err);
 	}
 	pgbr_hex_encode(m.sha256, PGBR_SHA256_LEN, hex);
-	snprintf(final, sizeof(final), "%s/%s-%s.%s", dir, m.name, hex,
-			 m.compress == PGBR_COMPRESS_ZST ? "zst" : "raw");
-	if (!repo_commit(fd, tmp, final, &err))
+	if (!storage_path(final, &err, "%s/%s-%s.%s", dir, m.name, hex,
+					  m.compress == PGBR_COMPRESS_ZST ? "zst" : "raw") ||
+		!storage_commit_as(file, final, &err))
 	{
-		repo_unlock(lock);
+		storage_unlock(lock);
 		return session_refuse(sess, &err);
 	}
-	repo_unlock(lock);
+	storage_unlock(lock);
+	if (!sess->st->atomic_names)
+	{
+		if (!repo_wal_find(sess->st, sess->stanza, m.name, m.sha256, &existing, &found, &err))
+			return session_refuse(sess, &err);
+		if (found)
+		{
+			PgbrError	rerr;
+
+			pgbr_error_init(&rerr);
+			if (!storage_remove(sess->st, final, &rerr))
+				pgbr_log(PGBR_LOG_WARN, "%s", rerr.message);
+			pgbr_log(PGBR_LOG_WARN, "WAL file \"%s\" of stanza \"%s\" was pushed with other content at the same time (\"%s\"): this push is refused",
+					 m.name, sess->stanza, existing.path);
+			return refuse_duplicate(sess, &m, &err);
+		}
+	}
 	pgbr_log(PGBR_LOG_DETAIL, "archived WAL file \"%s\" of stanza \"%s\"", m.name, sess->stanza);
 	return session_ok(sess, NULL, 0);
 }
@@ -286,7 +315,7 @@ find_requested(Session *sess, char *name, RepoWalFile *f, PgbrError *err)
 		return false;
 	if (pgbr_wal_kind(name) == PGBR_WAL_INVALID)
 		return pgbr_error_set(err, PGBR_ERR_FORMAT, "\"%s\" is not a WAL file name", name);
-	if (!repo_wal_find(sess->s->repo_path, sess->stanza, name, f, &found, err))
+	if (!repo_wal_find(sess->st, sess->stanza, name, NULL, f, &found, err))
 		return false;
 	if (!found)
 		return pgbr_error_set(err, PGBR_ERR_NOT_FOUND,
@@ -318,16 +347,20 @@ wal_handle_get(Session *sess)
 	PgbrBuf		b;
 	PgbrSink   *out;
 	uint8_t    *chunk;
-	int			fd;
+	StorageRead *r;
+	bool		missing;
 	bool		ok = true;
 
 	pgbr_error_init(&err);
 	if (!find_requested(sess, name, &f, &err))
 		return session_refuse(sess, &err);
-	fd = open(f.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	r = storage_read_open(sess->st, f.path, 0, UINT64_MAX, &missing, &err);
+	if (r == NULL)
 	{
-		pgbr_error_errno(&err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", f.path);
+		if (missing)
+			pgbr_error_set(&err, PGBR_ERR_NOT_FOUND,
+						   "WAL file \"%s\" of stanza \"%s\" was removed while it was requested",
+						   name, sess->stanza);
 		return session_refuse(sess, &err);
 	}
 	memset(&m, 0, sizeof(m));
@@ -344,14 +377,11 @@ wal_handle_get(Session *sess)
 	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
 	while (ok)
 	{
-		ssize_t		n = read(fd, chunk, PGBR_CHUNK_SIZE);
+		ssize_t		n = storage_read(r, chunk, PGBR_CHUNK_SIZE, &err);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
 		{
 			/* mid-stream: an ERROR frame ends the stream for the client */
-			pgbr_error_errno(&err, PGBR_ERR_FILE_READ, "could not read \"%s\"", f.path);
 			ok = session_refuse(sess, &err) && false;
 			break;
 		}
@@ -366,6 +396,6 @@ wal_handle_get(Session *sess)
 		pgbr_log(PGBR_LOG_WARN, "%s: sending \"%s\" failed: %s", sess->peer, name, err.message);
 	pgbr_free(chunk);
 	pgbr_sink_free(out);
-	close(fd);
+	storage_read_close(r);
 	return ok;
 }
