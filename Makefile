@@ -51,8 +51,11 @@ repo-server/%.fe.o: repo-server/%.c $(COMMON_HDRS) $(wildcard repo-server/*.h)
 tool/%.fe.o: tool/%.c $(COMMON_HDRS) $(wildcard tool/*.h)
 	$(CC) $(FE_CFLAGS) -c -o $@ $<
 
+# libcurl: the S3 back end of the repository (repo-server/s3.c)
+SERVER_LIBS = -lcurl
+
 pgbr-server: $(SERVER_OBJS) $(FE_COMMON_OBJS)
-	$(CC) $(FE_CFLAGS) -o $@ $^ $(FE_LIBS)
+	$(CC) $(FE_CFLAGS) -o $@ $^ $(SERVER_LIBS) $(FE_LIBS)
 
 pgbr: $(TOOL_OBJS) $(FE_COMMON_OBJS)
 	$(CC) $(FE_CFLAGS) -o $@ $^ -L$(shell $(PG_CONFIG) --libdir) -lpq $(FE_LIBS)
@@ -79,9 +82,28 @@ UNIT_BINS = $(UNIT_SRCS:.c=)
 regress/unit/%: regress/unit/%.c regress/unit/unit.h $(FE_COMMON_OBJS)
 	$(CC) $(FE_CFLAGS) -Iregress/unit -o $@ $< $(FE_COMMON_OBJS) $(FE_LIBS)
 
+# the SigV4 and S3 XML test also links the pure S3 code of repo-server/
+S3_PURE_OBJS = repo-server/s3_sign.fe.o repo-server/s3_xml.fe.o
+
+regress/unit/test_s3_sign: regress/unit/test_s3_sign.c regress/unit/unit.h $(S3_PURE_OBJS) $(FE_COMMON_OBJS)
+	$(CC) $(FE_CFLAGS) -Iregress/unit -Irepo-server -o $@ $< $(S3_PURE_OBJS) $(FE_COMMON_OBJS) $(FE_LIBS)
+
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; ./$$t || fail=1; done; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
+
+# ---- storage conformance: the same checks against any repo1-type ----
+#
+#   make storage-conformance
+#   regress/storage-conformance /path/to/pgbr.conf [stanza]
+
+STORAGE_OBJS = repo-server/storage.fe.o repo-server/storage_posix.fe.o repo-server/storage_s3.fe.o \
+	repo-server/s3.fe.o $(S3_PURE_OBJS)
+
+regress/storage-conformance: regress/unit/storage_conformance.c regress/unit/unit.h $(STORAGE_OBJS) $(FE_COMMON_OBJS)
+	$(CC) $(FE_CFLAGS) -Iregress/unit -Irepo-server -o $@ $< $(STORAGE_OBJS) $(FE_COMMON_OBJS) $(SERVER_LIBS) $(FE_LIBS)
+
+storage-conformance: regress/storage-conformance
 
 # ---- benchmarks (root; uses the installed pgbr; prints tables) ----
 
@@ -93,9 +115,22 @@ bench-wal:
 bench-backup:
 	bash bench/bench-backup.sh
 
-.PHONY: unit install-programs uninstall-programs bench bench-wal bench-backup
+.PHONY: unit storage-conformance install-programs uninstall-programs bench bench-wal bench-backup
 
-EXTRA_CLEAN = pgbr-server pgbr common/fe repo-server/*.fe.o tool/*.fe.o $(UNIT_BINS) tmp_check
+EXTRA_CLEAN = pgbr-server pgbr common/fe repo-server/*.fe.o tool/*.fe.o $(UNIT_BINS) tmp_check \
+	regress/storage-conformance
 
 # fuzzing, sanitizer unit tests, hostile test client (fuzz/README.md)
 include fuzz/fuzz.mk
+
+# the sanitizer build of test_s3_sign needs the S3 code of repo-server/ too
+$(FUZZ_BUILD)/san/repo-server/%.o: repo-server/%.c $(FUZZ_HDRS) $(wildcard repo-server/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -c -o $@ $<
+
+$(FUZZ_BUILD)/unit/test_s3_sign: regress/unit/test_s3_sign.c regress/unit/unit.h $(FUZZ_SAN_OBJS) \
+		$(FUZZ_BUILD)/san/repo-server/s3_sign.o $(FUZZ_BUILD)/san/repo-server/s3_xml.o
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -Iregress/unit -Irepo-server -o $@ $< \
+		$(FUZZ_BUILD)/san/repo-server/s3_sign.o $(FUZZ_BUILD)/san/repo-server/s3_xml.o \
+		$(FUZZ_SAN_OBJS) $(FUZZ_LIBS)

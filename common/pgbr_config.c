@@ -47,6 +47,23 @@ static const OptDef opt_defs[] = {
 	I("repo1-bundle-limit", "2097152", 1024, 1073741824),
 	B("repo1-block", "n"),
 	E("repo1-type", "posix", "posix|s3"),
+	/*
+	 * repo1-type=s3 (pgBackRest's names).  repo1-path is the key prefix
+	 * inside the bucket.  The endpoint is host, host:port or either with
+	 * http:// or https:// (the default).  The key and the secret may come
+	 * from PGBR_REPO1_S3_KEY and PGBR_REPO1_S3_KEY_SECRET instead, to keep
+	 * them out of the file: as with pgBackRest's PGBACKREST_* variables,
+	 * the command line wins over the environment, which wins over the file
+	 * (repo-server/storage_s3.c).
+	 */
+	S("repo1-s3-endpoint"),
+	S("repo1-s3-bucket"),
+	SD("repo1-s3-region", "us-east-1"),
+	S("repo1-s3-key"),
+	S("repo1-s3-key-secret"),
+	E("repo1-s3-uri-style", "host", "host|path"),
+	B("repo1-s3-verify-tls", "y"),
+	S("repo1-s3-ca-file"),
 	SD("tls-server-address", "localhost"),
 	I("tls-server-port", "8433", 1, 65535),
 	S("tls-server-cert-file"),
