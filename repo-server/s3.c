@@ -596,9 +596,12 @@ s3_request(S3Client *c, const S3Req *req, S3Response *resp, PgbrError *err)
 		{
 			long		st = resp->status;
 
-			if ((st >= 200 && st < 300) || (st == 404 && req->ok_404) || (st == 416 && req->ok_416))
-				return true;
 			s3_xml_text((const char *) c->errbody.data, c->errbody.len, "Code", code, sizeof(code));
+			/* a missing bucket is not a missing key */
+			if ((st >= 200 && st < 300) ||
+				(st == 404 && req->ok_404 && strcmp(code, "NoSuchBucket") != 0) ||
+				(st == 416 && req->ok_416))
+				return true;
 			if (try >= S3_TRIES || !transient_http(st, code))
 				return http_failure(c, req, st, try, err);
 		}

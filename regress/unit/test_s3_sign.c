@@ -220,6 +220,12 @@ collect(void *arg, const S3ListItem *item, PgbrError *err)
 	return s->stop_after == 0 || s->n < s->stop_after;
 }
 
+static bool
+decodes(const char *s, PgbrBuf *out)
+{
+	return s3_xml_decode(s, s + strlen(s), out);
+}
+
 static void
 test_xml(void)
 {
@@ -297,9 +303,11 @@ test_xml(void)
 	s3_xml_text("<CodeX>no</CodeX><Code>yes</Code>", 33, "Code", text, sizeof(text));
 	is_str(text, "yes", "a longer tag name does not match");
 
-	ok(!s3_xml_decode("&bogus;", "&bogus;" + 7, &token), "unknown entity refused");
-	ok(!s3_xml_decode("&#0;", "&#0;" + 4, &token), "NUL character refused");
-	ok(!s3_xml_decode("a & b", "a & b" + 5, &token), "bare ampersand refused");
+	ok(!decodes("&bogus;", &token), "unknown entity refused");
+	ok(!decodes("&#0;", &token), "NUL character refused");
+	ok(!decodes("a & b", &token), "bare ampersand refused");
+	ok(decodes("&#x1F600;", &token) && strcmp((const char *) token.data, "\xf0\x9f\x98\x80") == 0,
+	   "a character beyond the BMP as 4 bytes of UTF-8");
 
 	is_int(s3_parse_http_date("Sun, 22 Nov 2026 06:40:01 GMT"), 1795329601, "HTTP Date header");
 	is_int(s3_parse_http_date("Sun, 22 Foo 2026 06:40:01 GMT"), -1, "bad month refused");
