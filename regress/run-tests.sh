@@ -77,6 +77,17 @@ unmount_small_fs() {
 	SMALL_FS_MOUNTED=
 }
 
+# The Ceph cluster started for t/080_s3.pl (set once started); stopped at
+# exit, its logs stay in the scratch directory.
+CEPH_DIR=
+# shellcheck disable=SC2317  # called from the EXIT trap
+stop_ceph() {
+	[ -n "$CEPH_DIR" ] || return 0
+	pgbr_as_user "$SRC/ceph-rgw.sh" stop "$CEPH_DIR" >/dev/null 2>&1 ||
+		pgbr_warn "could not stop the Ceph cluster in $CEPH_DIR"
+	CEPH_DIR=
+}
+
 # Whatever happens (set -e included), say what ran and what did not.
 # shellcheck disable=SC2317  # the EXIT trap
 on_exit() {
@@ -86,6 +97,7 @@ on_exit() {
 	fi
 	# before the scratch directory is removed: it holds the mount point
 	unmount_small_fs
+	stop_ceph
 	print_summary
 	if [ "$FAILED" -eq 0 ] && [ -z "${PGBR_KEEP:-}" ] && [ -z "${PG_TEST_NOCLEAN:-}" ] &&
 		[ -n "${SCRATCH:-}" ]; then
@@ -189,6 +201,91 @@ elif pgbr_is_root; then
 else
 	pgbr_warn "not root: no small file system mounted for the disk-full test; t/060_diskfull.pl will fail (run as root, or set PGBR_SMALL_FS to a small file system you own)"
 	record "small file system" "NOT MOUNTED (not root)"
+fi
+
+###########################################################################
+# A real S3 endpoint for t/080_s3.pl: a one-node Ceph cluster (mon, osd,
+# radosgw) from Debian's packages, run by the test user in the scratch
+# directory (regress/ceph-rgw.sh; about 30 s to install, 8 s to start).  The
+# test gets the endpoint and keys, and the commands that stop and start the
+# gateway for its fault test.  When the packages cannot be installed or the
+# cluster does not start, the step fails and so does t/080_s3.pl: the S3
+# tests never pass without a gateway.  Only started when t/080_s3.pl runs.
+
+wants_s3=
+for t in ${PROVE_TESTS:-t/*.pl}; do
+	case $t in *080_s3*|t/\*.pl) wants_s3=1 ;; esac
+done
+if [ -n "$wants_s3" ]; then
+	pgbr_header "S3 gateway (Ceph RADOS Gateway on 127.0.0.1, for t/080_s3.pl)"
+	ceph_ok=
+	if pgbr_is_root; then
+		"$SRC/ceph-rgw.sh" install && ceph_ok=1
+	elif command -v radosgw >/dev/null && command -v ceph-osd >/dev/null; then
+		ceph_ok=1
+	else
+		pgbr_warn "not root and Ceph is not installed: t/080_s3.pl will fail"
+	fi
+	if [ -n "$ceph_ok" ]; then
+		ceph_port=${PGBR_CEPH_PORT:-7480}
+		while pgbr_port_busy "$ceph_port" || pgbr_port_busy $((ceph_port + 1)); do
+			ceph_port=$((ceph_port + 50))
+		done
+		CEPH_DIR=$SCRATCH/ceph
+		if pgbr_as_user "$SRC/ceph-rgw.sh" start "$CEPH_DIR" "$ceph_port"; then
+			while IFS= read -r line; do
+				line=${line#export }
+				TEST_ENV+=("$line")
+				case $line in
+					PGBR_S3_ENDPOINT=*) S3_ENDPOINT=${line#*=} ;;
+					PGBR_S3_KEY=*) S3_KEY=${line#*=} ;;
+					PGBR_S3_SECRET=*) S3_SECRET=${line#*=} ;;
+				esac
+			done < <(pgbr_as_user "$SRC/ceph-rgw.sh" env "$CEPH_DIR")
+			TEST_ENV+=("PGBR_S3_GATEWAY_STOP=$SRC/ceph-rgw.sh stop-rgw $CEPH_DIR")
+			TEST_ENV+=("PGBR_S3_GATEWAY_START=$SRC/ceph-rgw.sh start $CEPH_DIR $ceph_port")
+			record "S3 gateway (Ceph)" "PASS (127.0.0.1:$ceph_port)"
+		else
+			record "S3 gateway (Ceph)" FAIL
+			dump_logs "$CEPH_DIR/log"
+		fi
+	else
+		record "S3 gateway (Ceph)" FAIL
+	fi
+fi
+
+###########################################################################
+# The promises of the repository's storage interface (repo-server/storage.h),
+# checked by regress/storage-conformance against a directory and, when the
+# gateway runs, against a bucket of it: atomic commit, discard, multipart,
+# ranged reads, listings with pagination, removal, locks.
+
+pgbr_header "storage conformance (posix; s3 when the gateway runs)"
+if make -C "$REPO" storage-conformance PG_CONFIG="$PG_CONFIG" >/dev/null; then
+	conformance() {   # conformance NAME CONFIG-LINES...
+		local name=$1 conf=$SCRATCH/conformance-$1.conf
+		shift
+		printf '%s\n' '[global]' "$@" >"$conf"
+		if "$REPO/regress/storage-conformance" "$conf" >"$SCRATCH/conformance-$name.log" 2>&1; then
+			record "storage conformance ($name)" "PASS ($(grep -c '^ok' "$SCRATCH/conformance-$name.log") checks)"
+		else
+			record "storage conformance ($name)" FAIL
+			grep -v '^ok' "$SCRATCH/conformance-$name.log" | tail -n 40
+		fi
+	}
+	mkdir -p "$SCRATCH/conformance-repo"
+	conformance posix "repo1-path=$SCRATCH/conformance-repo"
+	if [ -n "${S3_ENDPOINT:-}" ]; then
+		if pgbr_as_user "$SRC/ceph-rgw.sh" mkbucket "$CEPH_DIR" conformance >/dev/null; then
+			conformance s3 repo1-type=s3 repo1-path=/conformance \
+				"repo1-s3-endpoint=http://$S3_ENDPOINT" repo1-s3-bucket=conformance \
+				repo1-s3-uri-style=path "repo1-s3-key=$S3_KEY" "repo1-s3-key-secret=$S3_SECRET"
+		else
+			record "storage conformance (s3)" "FAIL (no bucket)"
+		fi
+	fi
+else
+	record "storage conformance" "FAIL (build)"
 fi
 
 ###########################################################################

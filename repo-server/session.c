@@ -8,6 +8,7 @@
 #include "server.h"
 #include "pgbr_tls.h"
 #include "repo.h"
+#include "backup.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,6 +242,8 @@ session_run(const ServerSettings *s, int fd)
 			break;
 		}
 		pgbr_conn_set_timeout(sess.conn, s->io_timeout_ms);
+		if (sess.backup)
+			storage_lock_refresh(sess.backup->lock);	/* s3: keeps it fresh */
 		if (!dispatch(&sess, &hdr))
 			break;
 	}

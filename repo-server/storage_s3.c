@@ -22,16 +22,20 @@
  * "<path>/<host>-<pid>-<random>" and lists the prefix; if another live
  * entry is there it deletes its own and tries again a little later.  Two
  * contenders may both back off, but both cannot win: each PUTs before it
- * lists, so the later lister always sees the earlier one.  An entry older
- * than 10 minutes by the S3 server's own clock (the Date of the listing)
- * belongs to a process that died and is ignored; holders re-PUT their
- * entry every minute (lock_refresh) to stay fresh.
+ * lists, so the later lister always sees the earlier one.  Holders re-PUT
+ * their entry at most once a minute when they handle a request
+ * (lock_refresh); a session may idle up to an hour between requests, so
+ * an entry is taken for one left by a process that died only once it is
+ * two hours old by the S3 server's own clock (the Date of the listing), or
+ * at once when it names this host and a process that no longer exists.
  */
 #include "storage.h"
 #include "s3.h"
 #include "pgbr_log.h"
 
+#include <errno.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -40,15 +44,34 @@
 #define S3_PART_SIZE		(8 * 1024 * 1024)
 #define S3_READ_WINDOW		(4 * 1024 * 1024)
 #define S3_KEY_MAX			(STORAGE_PATH_MAX + 1024)
-#define S3_LOCK_STALE_S		600
+#define S3_LOCK_STALE_S		7200
 #define S3_LOCK_REFRESH_S	60
 #define S3_LOCK_FOREVER_MS	(10 * 60 * 1000)
+
+/*
+ * Windows read ahead for small ranged reads.  A bundle holds hundreds of
+ * small files read one after another (restore, verify): one GET of 4 MiB
+ * serves them instead of one GET each.  Objects a reader asks ranges of
+ * are never rewritten, and a Storage lives as long as one client session.
+ */
+#define S3_CACHE_SLOTS		4
+
+typedef struct S3Window
+{
+	char	   *key;			/* NULL: slot unused */
+	uint64_t	off;
+	PgbrBuf		data;
+	uint64_t	total;			/* the object's size */
+	uint64_t	used;			/* for LRU */
+} S3Window;
 
 typedef struct S3State
 {
 	S3Client   *client;
 	char	   *bucket;
 	char	   *prefix;			/* "" or "a/b/" */
+	S3Window	cache[S3_CACHE_SLOTS];
+	uint64_t	clock;
 } S3State;
 
 struct StorageFile
@@ -231,6 +254,11 @@ s3_close(Storage *st)
 	if (s == NULL)
 		return;
 	s3_client_free(s->client);
+	for (int i = 0; i < S3_CACHE_SLOTS; i++)
+	{
+		pgbr_free(s->cache[i].key);
+		pgbr_buf_release(&s->cache[i].data);
+	}
 	pgbr_free(s->bucket);
 	pgbr_free(s->prefix);
 	pgbr_free(s);
@@ -423,12 +451,53 @@ short_read(StorageRead *r, uint64_t total, PgbrError *err)
 						  r->key, state(r->st)->bucket, (unsigned long long) total);
 }
 
+/* serves want bytes at r->pos from a read-ahead window, if one has them */
+static bool
+from_cache(StorageRead *r, uint64_t want)
+{
+	S3State    *s = state(r->st);
+
+	for (int i = 0; i < S3_CACHE_SLOTS; i++)
+	{
+		S3Window   *w = &s->cache[i];
+
+		if (w->key == NULL || strcmp(w->key, r->key) != 0 || r->pos < w->off ||
+			r->pos + want > w->off + w->data.len)
+			continue;
+		pgbr_buf_put(&r->win, w->data.data + (r->pos - w->off), (size_t) want);
+		r->pos += want;
+		w->used = ++s->clock;
+		return true;
+	}
+	return false;
+}
+
+/* keeps what a GET returned as a read-ahead window */
+static void
+to_cache(StorageRead *r, uint64_t off, const PgbrBuf *data, uint64_t total)
+{
+	S3State    *s = state(r->st);
+	S3Window   *w = &s->cache[0];
+
+	for (int i = 1; i < S3_CACHE_SLOTS; i++)
+		if (s->cache[i].used < w->used)
+			w = &s->cache[i];
+	pgbr_free(w->key);
+	w->key = pgbr_strdup(r->key);
+	w->off = off;
+	pgbr_buf_reset(&w->data);
+	pgbr_buf_put(&w->data, data->data, data->len);
+	w->total = total;
+	w->used = ++s->clock;
+}
+
 /* fetches the next window; *missing only on the first one */
 static bool
 fetch(StorageRead *r, bool first, bool *missing, PgbrError *err)
 {
 	S3Response	resp;
 	uint64_t	want = S3_READ_WINDOW;
+	uint64_t	ask;
 	unsigned long long a,
 				b,
 				total;
@@ -439,7 +508,11 @@ fetch(StorageRead *r, bool first, bool *missing, PgbrError *err)
 	pgbr_buf_reset(&r->win);
 	if (want == 0)
 		return true;
-	if (!s3_get(state(r->st)->client, r->key, r->pos, want, &r->win, &resp, err))
+	if (!r->whole && want < S3_READ_WINDOW && from_cache(r, want))
+		return true;
+	/* a small range of a bigger object: read a whole window ahead */
+	ask = !r->whole && want < S3_READ_WINDOW ? S3_READ_WINDOW : want;
+	if (!s3_get(state(r->st)->client, r->key, r->pos, ask, &r->win, &resp, err))
 		return false;
 	if (resp.status == 404)
 	{
@@ -478,6 +551,13 @@ fetch(StorageRead *r, bool first, bool *missing, PgbrError *err)
 		return pgbr_error_set(err, PGBR_ERR_FILE_READ,
 							  "S3 GET \"%s\" in bucket \"%s\": unexpected answer to a range request (Content-Range \"%s\", %zu bytes)",
 							  r->key, state(r->st)->bucket, resp.content_range, r->win.len);
+	if (ask > want && r->win.len > 0)
+	{
+		/* keep the whole window, hand out what was asked for */
+		to_cache(r, r->pos, &r->win, total);
+		if (r->win.len > want)
+			r->win.len = (size_t) want;
+	}
 	if (r->whole)
 		r->end = total;
 	else if (total < r->end)
@@ -679,6 +759,28 @@ typedef struct LockScan
 	Storage    *st;
 } LockScan;
 
+/* "<host>-<pid>-<16 hex>" of this host, whose process is gone */
+static bool
+owner_gone(const char *owner)
+{
+	char		host[128] = "localhost";
+	const char *rnd = strrchr(owner, '-');
+	const char *p;
+	size_t		hlen = strlen(host);
+	long		pid;
+
+	gethostname(host, sizeof(host) - 1);
+	hlen = strlen(host);
+	if (rnd == NULL || rnd == owner)
+		return false;
+	for (p = rnd - 1; p > owner && *p != '-'; p--)
+		;
+	if (*p != '-' || (size_t) (p - owner) != hlen || strncmp(owner, host, hlen) != 0)
+		return false;
+	pid = strtol(p + 1, NULL, 10);
+	return pid > 0 && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
+}
+
 static bool
 lock_item(void *arg, const S3ListItem *item, PgbrError *err)
 {
@@ -686,7 +788,7 @@ lock_item(void *arg, const S3ListItem *item, PgbrError *err)
 
 	if (strcmp(item->key, ls->ours) == 0)
 		return true;
-	if (ls->now - item->mtime > S3_LOCK_STALE_S)
+	if (ls->now - item->mtime > S3_LOCK_STALE_S || owner_gone(item->key + ls->skip))
 	{
 		PgbrError	e;
 
@@ -774,8 +876,8 @@ s3_lock(Storage *st, const char *path, int wait_ms, PgbrError *err)
 		{
 			pgbr_error_set(err, PGBR_ERR_LOCK, "lock \"%s\" in bucket \"%s\" is held by %s", path,
 						   state(st)->bucket, ls.holder);
-			pgbr_error_hint(err, "If that process is gone, its entry \"%s%s\" goes stale after %d minutes; it may also be deleted by hand.",
-							dk, ls.holder, S3_LOCK_STALE_S / 60);
+			pgbr_error_hint(err, "If that process is gone, its entry \"%s%s\" goes stale after %d hours; it may also be deleted by hand.",
+							dk, ls.holder, S3_LOCK_STALE_S / 3600);
 			break;
 		}
 		{
@@ -819,8 +921,8 @@ s3_unlock(StorageLock *l)
 
 	pgbr_error_init(&e);
 	if (!s3_delete(state(l->st)->client, l->key, &e))
-		pgbr_log(PGBR_LOG_WARN, "could not remove lock entry \"%s\" (it goes stale in %d minutes): %s",
-				 l->key, S3_LOCK_STALE_S / 60, e.message);
+		pgbr_log(PGBR_LOG_WARN, "could not remove lock entry \"%s\" (it goes stale in %d hours): %s",
+				 l->key, S3_LOCK_STALE_S / 3600, e.message);
 	pgbr_free(l);
 }
 
