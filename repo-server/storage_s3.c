@@ -215,6 +215,9 @@ s3_open(Storage *st, const PgbrConfig *cfg, PgbrError *err)
 	opt.io_timeout_s = (int) pgbr_config_get_int(cfg, "io-timeout");
 
 	s = pgbr_malloc(sizeof(S3State));
+	memset(s, 0, sizeof(S3State));
+	for (int i = 0; i < S3_CACHE_SLOTS; i++)
+		pgbr_buf_init(&s->cache[i].data);
 	s->client = s3_client_create(&opt, err);
 	if (s->client == NULL)
 	{
