@@ -108,16 +108,53 @@ pgbr_client_stanza_get(PgbrConn *conn, PgbrStanzaMsg *m, PgbrError *err)
 	return ok;
 }
 
+struct PgbrWalSender
+{
+	PgbrCompress compress;
+	PgbrSink   *zst;			/* kept from file to file; NULL: none */
+	uint8_t    *chunk;
+};
+
+PgbrWalSender *
+pgbr_wal_sender_create(PgbrCompress compress, int level, int workers, PgbrError *err)
+{
+	PgbrWalSender *s = pgbr_malloc(sizeof(PgbrWalSender));
+
+	if (s == NULL || (s->chunk = pgbr_malloc(PGBR_CHUNK_SIZE)) == NULL)
+	{
+		pgbr_free(s);
+		pgbr_error_set(err, PGBR_ERR_MEMORY, "out of memory");
+		return NULL;
+	}
+	s->compress = compress;
+	s->zst = NULL;
+	if (compress == PGBR_COMPRESS_ZST &&
+		(s->zst = pgbr_sink_zstd_compress_create(level, workers, NULL, err)) == NULL)
+	{
+		pgbr_wal_sender_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+pgbr_wal_sender_free(PgbrWalSender *s)
+{
+	if (s == NULL)
+		return;
+	pgbr_sink_free(s->zst);
+	pgbr_free(s->chunk);
+	pgbr_free(s);
+}
+
 bool
-pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *path,
-					 PgbrCompress compress, int level, int workers, PgbrError *err)
+pgbr_wal_sender_send(PgbrWalSender *s, PgbrConn *conn, const char *name, const char *path,
+					 PgbrError *err)
 {
 	PgbrWalMsg	m;
 	PgbrBuf		b;
 	PgbrSink   *out = NULL,
-			   *zst = NULL,
 			   *sha = NULL;
-	uint8_t    *chunk = NULL;
 	int			fd;
 	bool		ok = false;
 	off_t		size;
@@ -136,7 +173,7 @@ pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *path,
 	memset(&m, 0, sizeof(m));
 	snprintf(m.name, sizeof(m.name), "%s", name);
 	m.size = (uint64_t) size;
-	m.compress = (uint8_t) compress;
+	m.compress = (uint8_t) s->compress;
 	pgbr_buf_init(&b);
 	pgbr_wal_msg_encode(&b, &m);
 	if (!pgbr_conn_send(conn, PGBR_MSG_WAL_PUT, b.data, b.len, err))
@@ -144,16 +181,20 @@ pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *path,
 
 	/* read -> sha256 -> [zstd] -> DATA frames, END carries the checksum */
 	out = pgbr_sink_conn_create(conn, NULL);
-	if (m.compress == PGBR_COMPRESS_ZST)
-		zst = pgbr_sink_zstd_compress_create(level, workers, out, err);
-	sha = pgbr_sink_sha256_create(zst ? zst : out, err);
-	if (out == NULL || sha == NULL || (m.compress == PGBR_COMPRESS_ZST && zst == NULL))
+	if (out == NULL)
+	{
+		pgbr_error_set(err, PGBR_ERR_MEMORY, "out of memory");
+		goto done;
+	}
+	if (s->zst)
+		pgbr_sink_zstd_compress_restart(s->zst, out);
+	sha = pgbr_sink_sha256_create(s->zst ? s->zst : out, err);
+	if (sha == NULL)
 		goto done;
 	pgbr_sink_conn_set_sha(out, sha);
-	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
 	for (;;)
 	{
-		ssize_t		n = read(fd, chunk, PGBR_CHUNK_SIZE);
+		ssize_t		n = read(fd, s->chunk, PGBR_CHUNK_SIZE);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -164,7 +205,7 @@ pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *path,
 		}
 		if (n == 0)
 			break;
-		if (!pgbr_sink_write(sha, chunk, (size_t) n, err))
+		if (!pgbr_sink_write(sha, s->chunk, (size_t) n, err))
 			goto done;
 	}
 	if (sha->bytes_in != m.size)
@@ -176,12 +217,27 @@ pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *path,
 	ok = pgbr_sink_finish(sha, err);
 
 done:
-	pgbr_free(chunk);
+	/* the compressor outlives this file's output stage */
+	if (s->zst)
+		pgbr_sink_zstd_compress_restart(s->zst, NULL);
 	pgbr_sink_free(sha);
-	pgbr_sink_free(zst);
 	pgbr_sink_free(out);
 	pgbr_buf_release(&b);
 	close(fd);
+	return ok;
+}
+
+bool
+pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *path,
+					 PgbrCompress compress, int level, int workers, PgbrError *err)
+{
+	PgbrWalSender *s = pgbr_wal_sender_create(compress, level, workers, err);
+	bool		ok;
+
+	if (s == NULL)
+		return false;
+	ok = pgbr_wal_sender_send(s, conn, name, path, err);
+	pgbr_wal_sender_free(s);
 	return ok;
 }
 

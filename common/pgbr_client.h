@@ -41,6 +41,20 @@ extern bool pgbr_client_wal_send(PgbrConn *conn, const char *name, const char *p
 								 PgbrError *err);
 
 /*
+ * The same for one file after another: the compressor (its context, its
+ * buffers and zstd's threads) and the read buffer are made once.  A sender
+ * is used by one thread at a time.
+ */
+typedef struct PgbrWalSender PgbrWalSender;
+
+extern PgbrWalSender *pgbr_wal_sender_create(PgbrCompress compress, int level, int workers,
+											 PgbrError *err);
+extern bool pgbr_wal_sender_send(PgbrWalSender *s, PgbrConn *conn, const char *name,
+								 const char *path, PgbrError *err);
+/* _free(NULL) is a no-op */
+extern void pgbr_wal_sender_free(PgbrWalSender *s);
+
+/*
  * Fetches a WAL file into fd, decompressing and verifying its checksum.
  * Returns false with code PGBR_ERR_NOT_FOUND when the repository lacks it.
  */

@@ -38,6 +38,13 @@ extern void pgbr_sink_sha256_result(PgbrSink *sink, uint8_t out[PGBR_SHA256_LEN]
 /* zstd; workers > 0 compresses on that many threads when libzstd can */
 extern PgbrSink *pgbr_sink_zstd_compress_create(int level, int workers, PgbrSink *next,
 												PgbrError *err);
+/*
+ * Makes a compressor that may have been used (finished or not) start a new
+ * frame into `next`.  The context keeps its tables and zstd its threads:
+ * creating them anew for every file costs more than compressing a small
+ * one, and page faults on a 16 MiB WAL segment.
+ */
+extern void pgbr_sink_zstd_compress_restart(PgbrSink *sink, PgbrSink *next);
 /* fails on corrupt input, and at finish on truncated input */
 extern PgbrSink *pgbr_sink_zstd_decompress_create(PgbrSink *next, PgbrError *err);
 

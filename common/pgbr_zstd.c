@@ -18,7 +18,7 @@ typedef struct ZstdSink
 	uint8_t    *out;
 	size_t		outsize;
 	bool		frame_done;		/* decompress: last frame fully decoded */
-	bool		any_input;
+	bool		any_input;		/* compress: since the frame began */
 	bool		threaded;		/* compress: zstd may start worker threads */
 } ZstdSink;
 
@@ -39,11 +39,12 @@ zc_write(PgbrSink *self, const uint8_t *data, size_t len, PgbrError *err)
 						old;
 
 			/*
-			 * zstd starts its worker threads on the first call.  They must
-			 * never run a signal handler of the host process (a PostgreSQL
-			 * backend's handlers expect its main thread), and new threads
-			 * inherit the signal mask of their creator: block everything
-			 * for the duration of this call.
+			 * zstd starts its worker threads on the first call of a frame
+			 * (of the first frame, or after a change of their number).
+			 * They must never run a signal handler of the host process (a
+			 * PostgreSQL backend's handlers expect its main thread), and
+			 * new threads inherit the signal mask of their creator: block
+			 * everything for the duration of this call.
 			 */
 			sigfillset(&all);
 			pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -144,6 +145,18 @@ pgbr_sink_zstd_compress_create(int level, int workers, PgbrSink *next, PgbrError
 	if (workers > 0)
 		s->threaded = !ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_nbWorkers, workers));
 	return &s->base;
+}
+
+void
+pgbr_sink_zstd_compress_restart(PgbrSink *sink, PgbrSink *next)
+{
+	ZstdSink   *s = (ZstdSink *) sink;
+
+	/* keeps the parameters, the allocated tables and zstd's threads */
+	(void) ZSTD_CCtx_reset(s->cctx, ZSTD_reset_session_only);
+	s->any_input = false;
+	s->base.next = next;
+	s->base.bytes_in = 0;
 }
 
 static bool

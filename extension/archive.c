@@ -44,6 +44,12 @@ static time_t retry_after = 0;
 static char last_connect_error[1024];
 static pqsigfunc prev_sigusr2 = NULL;
 
+/* the compressor, kept across calls: one per configuration of it */
+static PgbrWalSender *sender = NULL;
+static PgbrCompress sender_compress;
+static int	sender_level;
+static int	sender_workers;
+
 static void
 disconnect(void)
 {
@@ -64,6 +70,25 @@ pgbr_archiver_sigusr2(SIGNAL_ARGS)
 	pgbr_archiver_stopping = true;
 	if (prev_sigusr2 && prev_sigusr2 != SIG_IGN && prev_sigusr2 != SIG_DFL)
 		prev_sigusr2(postgres_signal_arg);
+}
+
+static PgbrWalSender *
+get_sender(PgbrCompress compress, int level, int workers, PgbrError *err)
+{
+	if (sender && (sender_compress != compress || sender_level != level ||
+				   sender_workers != workers))
+	{
+		pgbr_wal_sender_free(sender);
+		sender = NULL;
+	}
+	if (sender == NULL)
+	{
+		sender = pgbr_wal_sender_create(compress, level, workers, err);
+		sender_compress = compress;
+		sender_level = level;
+		sender_workers = workers;
+	}
+	return sender;
 }
 
 static bool
@@ -191,6 +216,8 @@ push(const PgbrConfig *cfg, const char *file, const char *path, PgbrError *err)
 	if (workers <= 1)
 		workers = 0;
 
+	if (get_sender(compress, level, workers, err) == NULL)
+		return false;
 	queue = palloc(sizeof(*queue) * (QUEUE_MAX + 1));
 	strlcpy(queue[0], file, MAXFNAMELEN);
 	nqueue = 1 + ready_after(file, queue + 1,
@@ -206,7 +233,7 @@ push(const PgbrConfig *cfg, const char *file, const char *path, PgbrError *err)
 		else
 			snprintf(p, sizeof(p), XLOGDIR "/%s", queue[i]);
 		pgbr_error_init(&e);
-		if (pgbr_client_wal_send(conn, queue[i], p, compress, level, workers, &e))
+		if (pgbr_wal_sender_send(sender, conn, queue[i], p, &e))
 		{
 			sent++;
 			continue;
@@ -351,6 +378,8 @@ static void
 pgbr_archive_shutdown(PGBR_ARCHIVE_STATE_ONLY)
 {
 	disconnect();
+	pgbr_wal_sender_free(sender);
+	sender = NULL;
 }
 
 #if PG_VERSION_NUM >= 160000
