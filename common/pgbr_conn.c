@@ -407,6 +407,13 @@ pgbr_conn_set_timeout(PgbrConn *conn, int timeout_ms)
 	conn->timeout_ms = timeout_ms;
 }
 
+void
+pgbr_conn_set_wait(PgbrConn *conn, PgbrWaitFn wait, void *wait_arg)
+{
+	conn->wait = wait ? wait : pgbr_wait_poll;
+	conn->wait_arg = wait_arg;
+}
+
 const char *
 pgbr_conn_peer(PgbrConn *conn)
 {

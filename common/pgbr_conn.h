@@ -50,6 +50,8 @@ extern void pgbr_conn_free(PgbrConn *conn);
 extern SSL *pgbr_conn_ssl(PgbrConn *conn);
 extern int	pgbr_conn_fd(PgbrConn *conn);
 extern void pgbr_conn_set_timeout(PgbrConn *conn, int timeout_ms);
+/* replaces the wait function (NULL: poll), e.g. when another thread takes the session over */
+extern void pgbr_conn_set_wait(PgbrConn *conn, PgbrWaitFn wait, void *wait_arg);
 /* "host:port" of the peer, for messages */
 extern const char *pgbr_conn_peer(PgbrConn *conn);
 

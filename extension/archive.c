@@ -2,13 +2,17 @@
  * archive.c
  *		The archive module (archive_library = 'pgbr').
  *
- * The archiver hands over one WAL file per call.  pgbr keeps one TLS
- * session to the repository server across calls and, when more files are
- * ready, sends the following segments in the same pipelined round trip
- * (archive-push-queue of them), so later calls find their segment already
- * durable and return at once.  A file counts as archived only when the
- * server has acknowledged it, which it does after fsync of the file and
- * its directory.
+ * The archiver hands over one WAL file per call.  pgbr keeps process-max
+ * TLS sessions to the repository server across calls, each driven by a
+ * thread of its own (pgbr_push_pool in common/pgbr_client.c) that reads,
+ * checksums, compresses and sends whole files.  Each call queues its file
+ * first and, when more are ready, the following segments
+ * (archive-push-queue of them), then waits only for its own file: the
+ * streams keep compressing the next segments while the archiver marks
+ * this one done, so later calls find theirs already durable and return at
+ * once, and every core works on a segment of its own.  A file counts as
+ * archived only when the server has acknowledged it, which it does after
+ * fsync of the file and its directory.
  *
  * Failures return false, so PostgreSQL retries; nothing here may throw an
  * ERROR out of the callback on 15/16, where it would take the archiver
@@ -27,19 +31,15 @@
 #include "storage/fd.h"
 #include "utils/memutils.h"
 
-/* files acknowledged ahead of their call */
-#define DONE_MAX	128
 #define QUEUE_MAX	64
 
 /* after a failed connect, calls fail fast for this long */
 #define RECONNECT_DELAY_SEC	2
 
-static PgbrConn *conn = NULL;
-static uint64 conn_generation = 0;	/* configuration the session was opened with */
+static PgbrPushPool *pool = NULL;
+static uint64 pool_generation = 0;	/* configuration the sessions were opened with */
 static SSL_CTX *tls = NULL;
 static MemoryContext archive_cxt = NULL;
-static char done[DONE_MAX][MAXFNAMELEN];
-static int	ndone = 0;
 static time_t retry_after = 0;
 static char last_connect_error[1024];
 static pqsigfunc prev_sigusr2 = NULL;
@@ -47,8 +47,8 @@ static pqsigfunc prev_sigusr2 = NULL;
 static void
 disconnect(void)
 {
-	pgbr_conn_free(conn);
-	conn = NULL;
+	pgbr_push_pool_free(pool);
+	pool = NULL;
 	SSL_CTX_free(tls);
 	tls = NULL;
 }
@@ -64,41 +64,6 @@ pgbr_archiver_sigusr2(SIGNAL_ARGS)
 	pgbr_archiver_stopping = true;
 	if (prev_sigusr2 && prev_sigusr2 != SIG_IGN && prev_sigusr2 != SIG_DFL)
 		prev_sigusr2(postgres_signal_arg);
-}
-
-static bool
-done_take(const char *file)
-{
-	for (int i = 0; i < ndone; i++)
-	{
-		if (strcmp(done[i], file) == 0)
-		{
-			memmove(done[i], done[i + 1], sizeof(done[0]) * (size_t) (ndone - i - 1));
-			ndone--;
-			return true;
-		}
-	}
-	return false;
-}
-
-static void
-done_add(const char *file)
-{
-	if (ndone == DONE_MAX)
-	{
-		memmove(done[0], done[1], sizeof(done[0]) * (DONE_MAX - 1));
-		ndone--;
-	}
-	strlcpy(done[ndone++], file, MAXFNAMELEN);
-}
-
-static bool
-done_has(const char *file)
-{
-	for (int i = 0; i < ndone; i++)
-		if (strcmp(done[i], file) == 0)
-			return true;
-	return false;
 }
 
 /*
@@ -126,7 +91,7 @@ ready_after(const char *file, char (*out)[MAXFNAMELEN], int max)
 		memcpy(name, de->d_name, 24);
 		name[24] = '\0';
 		if (pgbr_wal_kind(name) != PGBR_WAL_SEGMENT || strncmp(name, file, 8) != 0 ||
-			strcmp(name, file) <= 0 || done_has(name))
+			strcmp(name, file) <= 0 || pgbr_push_pool_known(pool, name))
 			continue;
 		/* insertion into the sorted list of the smallest `max` names */
 		for (pos = n; pos > 0 && strcmp(out[pos - 1], name) > 0; pos--)
@@ -146,10 +111,19 @@ ready_after(const char *file, char (*out)[MAXFNAMELEN], int max)
 static bool
 ensure_connected(const PgbrConfig *cfg, PgbrError *err)
 {
-	/* a changed configuration (host, port, certificate) needs a new session */
-	if (conn && conn_generation != pgbr_backend_config_generation())
+	PgbrConn   *conns[PGBR_PUSH_STREAMS_MAX];
+	int			nstreams;
+	PgbrCompress compress;
+
+	/*
+	 * A changed configuration (host, port, certificate, compression) needs
+	 * new sessions, and so does a broken one: what the others still had
+	 * under way is pushed again (the server accepts the same file twice).
+	 */
+	if (pool && (pool_generation != pgbr_backend_config_generation() ||
+				 pgbr_push_pool_broken(pool)))
 		disconnect();
-	if (conn)
+	if (pool)
 		return true;
 	if (time(NULL) < retry_after)
 	{
@@ -158,10 +132,29 @@ ensure_connected(const PgbrConfig *cfg, PgbrError *err)
 					   RECONNECT_DELAY_SEC, last_connect_error);
 		return false;
 	}
-	conn = pgbr_backend_connect(cfg, "archive-push", &tls, err);
-	conn_generation = pgbr_backend_config_generation();
-	if (conn == NULL)
+	pool_generation = pgbr_backend_config_generation();
+	nstreams = (int) Max(1, Min(pgbr_config_get_int(cfg, "process-max"), PGBR_PUSH_STREAMS_MAX));
+	compress = strcmp(pgbr_config_get(cfg, "compress-type"), "none") == 0 ?
+		PGBR_COMPRESS_NONE : PGBR_COMPRESS_ZST;
+	tls = pgbr_client_tls_ctx(cfg, true, err);
+	for (int i = 0; tls && i < nstreams; i++)
 	{
+		conns[i] = pgbr_client_open(cfg, tls, "archive-push", pgbr_config_stanza(cfg),
+									pgbr_backend_wait, NULL, err);
+		if (conns[i] == NULL)
+		{
+			while (--i >= 0)
+				pgbr_conn_free(conns[i]);
+			break;
+		}
+		if (i == nstreams - 1)
+			pool = pgbr_push_pool_create(conns, nstreams, compress,
+										 (int) pgbr_config_get_int(cfg, "compress-level"), err);
+	}
+	if (pool == NULL)
+	{
+		SSL_CTX_free(tls);
+		tls = NULL;
 		retry_after = time(NULL) + RECONNECT_DELAY_SEC;
 		strlcpy(last_connect_error, err->message, sizeof(last_connect_error));
 		return false;
@@ -170,85 +163,83 @@ ensure_connected(const PgbrConfig *cfg, PgbrError *err)
 }
 
 /*
- * Sends `file` and the look-ahead segments, then collects the answers.
- * Returns whether `file` itself was archived.
+ * Queues `file` (first) and the look-ahead segments, then waits for the
+ * answer about `file`.  Returns whether it was archived.
  */
 static bool
 push(const PgbrConfig *cfg, const char *file, const char *path, PgbrError *err)
 {
-	char		(*queue)[MAXFNAMELEN];
-	int			nqueue;
-	int			sent = 0;
-	bool		result = false;
-	PgbrCompress compress;
-	int			level;
-	int			workers;
+	PgbrPushResult r;
+	PgbrError	e;
+	int			timeout_ms = (int) pgbr_config_get_int(cfg, "io-timeout") * 1000;
+	int			ahead;
 
-	compress = strcmp(pgbr_config_get(cfg, "compress-type"), "none") == 0 ?
-		PGBR_COMPRESS_NONE : PGBR_COMPRESS_ZST;
-	level = (int) pgbr_config_get_int(cfg, "compress-level");
-	workers = (int) pgbr_config_get_int(cfg, "process-max");
-	if (workers <= 1)
-		workers = 0;
-
-	queue = palloc(sizeof(*queue) * (QUEUE_MAX + 1));
-	strlcpy(queue[0], file, MAXFNAMELEN);
-	nqueue = 1 + ready_after(file, queue + 1,
-							 Min((int) pgbr_config_get_int(cfg, "archive-push-queue"), QUEUE_MAX));
-
-	for (int i = 0; i < nqueue; i++)
+	pgbr_error_init(&e);
+	r = pgbr_push_pool_result(pool, file, &e);
+	if (r == PGBR_PUSH_FAILED)
 	{
-		char		p[MAXPGPATH];
-		PgbrError	e;
-
-		if (i == 0)
-			strlcpy(p, path, sizeof(p));
-		else
-			snprintf(p, sizeof(p), XLOGDIR "/%s", queue[i]);
+		ereport(LOG, (errmsg("pgbr: could not archive \"%s\" ahead of its turn: %s",
+							 file, e.message)));
 		pgbr_error_init(&e);
-		if (pgbr_client_wal_send(conn, queue[i], p, compress, level, workers, &e))
-		{
-			sent++;
-			continue;
-		}
-		/* a file that cannot be opened was not started: the stream is intact */
-		if (i > 0 && e.code == PGBR_ERR_FILE_OPEN)
-			break;
-		pgbr_error_copy(err, &e);
-		disconnect();
-		pfree(queue);
-		return false;
+		r = PGBR_PUSH_UNKNOWN;
 	}
-
-	/* answers come in order; a look-ahead failure only loses the head start */
-	for (int i = 0; i < sent; i++)
+	if (r == PGBR_PUSH_UNKNOWN)
 	{
-		PgbrError	e;
-
-		pgbr_error_init(&e);
-		if (pgbr_conn_expect_ok(conn, NULL, &e))
+		if (!pgbr_push_pool_submit(pool, file, path, true))
 		{
-			if (i == 0)
-				result = true;
-			else
-				done_add(queue[i]);
-			continue;
-		}
-		if (i == 0)
-			pgbr_error_copy(err, &e);
-		else
-			ereport(LOG, (errmsg("pgbr: could not archive \"%s\" ahead of its turn: %s",
-								 queue[i], e.message)));
-		/* an answered refusal leaves the session usable; anything else not */
-		if (e.code == PGBR_ERR_TIMEOUT || e.code == PGBR_ERR_PROTOCOL ||
-			e.code == PGBR_ERR_TLS || e.code == PGBR_ERR_RUNTIME)
-		{
+			pgbr_error_set(err, PGBR_ERR_RUNTIME, "could not queue \"%s\" for archiving", file);
 			disconnect();
-			break;
+			return false;
 		}
+		r = PGBR_PUSH_PENDING;
 	}
-	pfree(queue);
-	return result;
+
+	/* keep archive-push-queue segments under way behind this one */
+	ahead = Min((int) pgbr_config_get_int(cfg, "archive-push-queue"), QUEUE_MAX) -
+		pgbr_push_pool_unfinished(pool) + (r == PGBR_PUSH_PENDING ? 1 : 0);
+	if (ahead > 0)
+	{
+		char		(*queue)[MAXFNAMELEN] = palloc(sizeof(*queue) * QUEUE_MAX);
+		int			n = ready_after(file, queue, ahead);
+
+		for (int i = 0; i < n; i++)
+		{
+			char		p[MAXPGPATH];
+
+			snprintf(p, sizeof(p), XLOGDIR "/%s", queue[i]);
+			(void) pgbr_push_pool_submit(pool, queue[i], p, false);
+		}
+		pfree(queue);
+	}
+
+	/* every file that finishes wakes this wait; the streams time out on their own */
+	while (r == PGBR_PUSH_PENDING)
+	{
+		int			rc = pgbr_backend_wait(NULL, pgbr_push_pool_fd(pool), PGBR_WAIT_READ,
+										   timeout_ms, err);
+
+		if (rc <= 0)
+		{
+			if (rc == 0 && (pgbr_archiver_stopping || ShutdownRequestPending))
+				pgbr_error_set(err, PGBR_ERR_INTERRUPTED,
+							   "archiving of \"%s\" interrupted by shutdown", file);
+			else if (rc == 0)
+				pgbr_error_set(err, PGBR_ERR_TIMEOUT,
+							   "timed out after %d s waiting for the push of \"%s\"",
+							   timeout_ms / 1000, file);
+			disconnect();
+			return false;
+		}
+		r = pgbr_push_pool_result(pool, file, err);
+	}
+	if (r == PGBR_PUSH_OK)
+		return true;
+	if (r == PGBR_PUSH_UNKNOWN)
+		pgbr_error_set(err, PGBR_ERR_ASSERT, "the push of \"%s\" was lost", file);
+	/* a broken session is replaced before the next push */
+	if (pgbr_push_pool_broken(pool))
+		disconnect();
+	return false;
 }
 
 static bool
@@ -258,11 +249,6 @@ archive_file_work(const char *file, const char *path)
 	const PgbrConfig *cfg;
 	bool		ok;
 
-	if (done_take(file))
-	{
-		ereport(DEBUG1, (errmsg("pgbr: \"%s\" was already archived ahead", file)));
-		return true;
-	}
 	pgbr_error_init(&err);
 	cfg = pgbr_backend_config(&err);
 	if (cfg == NULL || !ensure_connected(cfg, &err))
@@ -271,8 +257,8 @@ archive_file_work(const char *file, const char *path)
 		return false;
 	}
 	ok = push(cfg, file, path, &err);
-	if (!ok && conn == NULL && err.code != PGBR_ERR_ARCHIVE_DUPLICATE &&
-		err.code != PGBR_ERR_ARCHIVE_MISMATCH)
+	if (!ok && pool == NULL && err.code != PGBR_ERR_ARCHIVE_DUPLICATE &&
+		err.code != PGBR_ERR_ARCHIVE_MISMATCH && err.code != PGBR_ERR_INTERRUPTED)
 	{
 		/* the session broke: one more try on a fresh one */
 		PgbrError	again;
