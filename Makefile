@@ -21,6 +21,10 @@ OBJS = $(EXT_SRCS:.c=.o) $(COMMON_SRCS:.c=.o)
 PG_CPPFLAGS = -I$(srcdir)/common -I$(shell $(PG_CONFIG) --includedir)
 SHLIB_LINK = -lssl -lcrypto -lzstd -L$(shell $(PG_CONFIG) --libdir) -lpq
 
+# PGXS tracks no header dependencies: a changed struct in a header must
+# rebuild every object of the extension that sees it
+$(OBJS): $(wildcard common/*.h extension/*.h)
+
 # no LLVM bitcode: the JIT has nothing to gain from this code
 override with_llvm := no
 
