@@ -21,16 +21,17 @@ OBJS = $(EXT_SRCS:.c=.o) $(COMMON_SRCS:.c=.o)
 PG_CPPFLAGS = -I$(srcdir)/common -I$(shell $(PG_CONFIG) --includedir)
 SHLIB_LINK = -lssl -lcrypto -lzstd -L$(shell $(PG_CONFIG) --libdir) -lpq
 
-# PGXS tracks no header dependencies: a changed struct in a header must
-# rebuild every object of the extension that sees it
-$(OBJS): $(wildcard common/*.h extension/*.h)
-
 # no LLVM bitcode: the JIT has nothing to gain from this code
 override with_llvm := no
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: a changed struct in a header must
+# rebuild every object of the extension that sees it
+$(OBJS): $(wildcard common/*.h extension/*.h)
+
 
 # ---- frontend programs: no server include path, -DFRONTEND ----
 
