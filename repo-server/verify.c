@@ -63,7 +63,10 @@ check_stored(Storage *st, const char *path, uint64_t offset, uint64_t length, bo
 	r = storage_read_open(st, path, offset, whole ? UINT64_MAX : length, &missing, &err);
 	if (r == NULL)
 	{
-		snprintf(why, whylen, "%s", missing ? "missing" : err.message);
+		if (missing)
+			snprintf(why, whylen, "missing");
+		else
+			snprintf(why, whylen, "unreadable: %s", err.message);
 		return false;
 	}
 	shasink = pgbr_sink_sha256_create(NULL, &err);
