@@ -57,12 +57,6 @@ part_advance(Part *p, PgbrError *err)
 	return pgbr_manifest_entry_parse(p->line, p->len, &p->entry, err);
 }
 
-static ssize_t
-read_source(void *arg, void *buf, size_t len, PgbrError *err)
-{
-	return storage_read((StorageRead *) arg, buf, len, err);
-}
-
 /* names of the scratch files of a backup directory, by kind */
 typedef struct Scratch
 {
@@ -146,7 +140,7 @@ merge_parts(Session *sess, BackupSession *b, Totals *t, StorageFile *out, PgbrEr
 				pgbr_error_set(err, PGBR_ERR_BACKUP, "\"%s\" vanished", path);
 			break;
 		}
-		pgbr_line_reader_init_source(&parts[n].reader, read_source, parts[n].r);
+		pgbr_line_reader_init_source(&parts[n].reader, storage_read_source, parts[n].r);
 		parts[n].done = false;
 		n++;
 		ok = part_advance(&parts[n - 1], err);

@@ -16,12 +16,6 @@ cmp_label(const void *a, const void *b)
 	return strcmp(((const BackupInfo *) a)->label, ((const BackupInfo *) b)->label);
 }
 
-static ssize_t
-read_source(void *arg, void *buf, size_t len, PgbrError *err)
-{
-	return storage_read((StorageRead *) arg, buf, len, err);
-}
-
 /* reads the [backup] header of a manifest */
 static bool
 read_header(Storage *st, const char *path, BackupInfo *bi, bool *missing, PgbrError *err)
@@ -36,7 +30,7 @@ read_header(Storage *st, const char *path, BackupInfo *bi, bool *missing, PgbrEr
 	if (sr == NULL)
 		return *missing && !pgbr_error_is_set(err);
 	pgbr_buf_init(&head);
-	pgbr_line_reader_init_source(&r, read_source, sr);
+	pgbr_line_reader_init_source(&r, storage_read_source, sr);
 	while (pgbr_line_reader_next(&r, &line, &len, err))
 	{
 		char	   *key,

@@ -192,6 +192,12 @@ storage_get(Storage *st, const char *path, size_t max, PgbrBuf *out, bool *missi
 	return n == 0;
 }
 
+ssize_t
+storage_read_source(void *arg, void *buf, size_t len, PgbrError *err)
+{
+	return storage_read((StorageRead *) arg, buf, len, err);
+}
+
 bool
 storage_path(char *out, PgbrError *err, const char *fmt,...)
 {

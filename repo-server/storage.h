@@ -158,6 +158,9 @@ extern bool storage_put(Storage *st, const char *path, const void *data, size_t 
 extern bool storage_get(Storage *st, const char *path, size_t max, PgbrBuf *out, bool *missing,
 						PgbrError *err);
 
+/* a PgbrLineSource (pgbr_manifest.h) reading the StorageRead given as arg */
+extern ssize_t storage_read_source(void *arg, void *buf, size_t len, PgbrError *err);
+
 /* snprintf into a STORAGE_PATH_MAX buffer; false (err set) if it does not fit */
 extern bool storage_path(char *out, PgbrError *err, const char *fmt,...) PGBR_PRINTF(3, 4);
 

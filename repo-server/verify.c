@@ -107,12 +107,6 @@ check_stored(Storage *st, const char *path, uint64_t offset, uint64_t length, bo
 	return ok;
 }
 
-static ssize_t
-read_source(void *arg, void *buf, size_t len, PgbrError *err)
-{
-	return storage_read((StorageRead *) arg, buf, len, err);
-}
-
 static void
 verify_backup(Verify *v, const char *label)
 {
@@ -141,7 +135,7 @@ verify_backup(Verify *v, const char *label)
 		report(v, true, "backup %s: manifest is %s", label, missing ? "missing" : err.message);
 		return;
 	}
-	pgbr_line_reader_init_source(&r, read_source, sr);
+	pgbr_line_reader_init_source(&r, storage_read_source, sr);
 	while (!v->broken && pgbr_line_reader_next(&r, &line, &len, &err))
 	{
 		PgbrManifestEntry e;

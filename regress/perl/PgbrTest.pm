@@ -209,6 +209,31 @@ sub free_port
 	return $port;
 }
 
+=pod
+
+=over
+
+=item PgbrTest::wait_until($timeout, $cond)
+
+Calls C<< $cond->() >> every 0.2 s until it returns true (then returns 1) or
+C<$timeout> seconds passed (then returns 0).
+
+=back
+
+=cut
+
+sub wait_until
+{
+	my ($timeout, $cond) = @_;
+	my $deadline = Time::HiRes::time() + $timeout;
+	while (1)
+	{
+		return 1 if $cond->();
+		return 0 if Time::HiRes::time() > $deadline;
+		Time::HiRes::usleep(200_000);
+	}
+}
+
 # Decode $? (from waitpid/system/IPC::Run) into a shell-like exit code.
 sub _decode_status
 {

@@ -174,17 +174,7 @@ sub wait_archived
 }
 
 # Polls $cond->() every 0.2 s until true or $timeout seconds pass.
-sub wait_until
-{
-	my ($timeout, $cond) = @_;
-	my $deadline = time() + $timeout;
-	while (1)
-	{
-		return 1 if $cond->();
-		return 0 if time() > $deadline;
-		usleep(200_000);
-	}
-}
+sub wait_until { return PgbrTest::wait_until(@_); }
 
 # SQL that writes some WAL then completes a segment, $n times; each
 # SELECT prints the name of the segment it completed.

@@ -165,17 +165,7 @@ sub try_sql
 	return ($ret, $out, $err);
 }
 
-sub wait_until
-{
-	my ($timeout, $cond) = @_;
-	my $deadline = time() + $timeout;
-	while (1)
-	{
-		return 1 if $cond->();
-		return 0 if time() > $deadline;
-		usleep(200_000);
-	}
-}
+sub wait_until { return PgbrTest::wait_until(@_); }
 
 sub pgbr
 {

@@ -234,17 +234,7 @@ sub archiver_stats
 	return { archived => $archived, failed => $failed };
 }
 
-sub wait_until
-{
-	my ($timeout, $cond) = @_;
-	my $deadline = time() + $timeout;
-	while (1)
-	{
-		return 1 if $cond->();
-		return 0 if time() > $deadline;
-		usleep(200_000);
-	}
-}
+sub wait_until { return PgbrTest::wait_until(@_); }
 
 # Polls until no .ready file is left, waking the archiver every 5 s:
 # with pg_reload_conf(), or with $by_wal with a new segment (new WAL wakes

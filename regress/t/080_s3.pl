@@ -202,17 +202,7 @@ sub ready_files
 	return @r;
 }
 
-sub wait_until
-{
-	my ($timeout, $cond) = @_;
-	my $deadline = time() + $timeout;
-	while (1)
-	{
-		return 1 if $cond->();
-		return 0 if time() > $deadline;
-		usleep(200_000);
-	}
-}
+sub wait_until { return PgbrTest::wait_until(@_); }
 
 # Polls until no .ready file is left, waking the archiver every 5 s (after
 # failures it otherwise sleeps up to 60 s, as PostgreSQL does).
