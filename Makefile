@@ -102,8 +102,7 @@ unit: $(UNIT_BINS)
 #   make storage-conformance
 #   regress/storage-conformance /path/to/pgbr.conf [stanza]
 
-STORAGE_OBJS = repo-server/storage.fe.o repo-server/storage_posix.fe.o repo-server/storage_s3.fe.o \
-	repo-server/s3.fe.o $(S3_PURE_OBJS)
+STORAGE_OBJS = $(patsubst %.c, %.fe.o, $(sort $(wildcard repo-server/storage*.c repo-server/s3*.c)))
 
 regress/storage-conformance: regress/unit/storage_conformance.c regress/unit/unit.h $(STORAGE_OBJS) $(FE_COMMON_OBJS)
 	$(CC) $(FE_CFLAGS) -Iregress/unit -Irepo-server -o $@ $< $(STORAGE_OBJS) $(FE_COMMON_OBJS) $(SERVER_LIBS) $(FE_LIBS)

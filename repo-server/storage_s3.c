@@ -17,17 +17,7 @@
  * Reading: range GETs of 4 MiB windows on the client's reused connection
  * (on loopback RGW, 1 MiB windows read about 300 MiB/s, 4-8 MiB 330-420).
  *
- * Locks: Ceph 16's RGW has no conditional create (If-None-Match), so a
- * lock is the set of objects under "<path>/": each contender PUTs
- * "<path>/<host>-<pid>-<random>" and lists the prefix; if another live
- * entry is there it deletes its own and tries again a little later.  Two
- * contenders may both back off, but both cannot win: each PUTs before it
- * lists, so the later lister always sees the earlier one.  Holders re-PUT
- * their entry at most once a minute when they handle a request
- * (lock_refresh); a session may idle up to an hour between requests, so
- * an entry is taken for one left by a process that died only once it is
- * two hours old by the S3 server's own clock (the Date of the listing), or
- * at once when it names this host and a process that no longer exists.
+ * Locks: storage_s3_lock.c.
  */
 #include "storage.h"
 #include "s3.h"
@@ -41,38 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage_s3_int.h"
+
 #define S3_PART_SIZE		(8 * 1024 * 1024)
 #define S3_READ_WINDOW		(4 * 1024 * 1024)
-#define S3_KEY_MAX			(STORAGE_PATH_MAX + 1024)
-#define S3_LOCK_STALE_S		7200
-#define S3_LOCK_REFRESH_S	60
-#define S3_LOCK_FOREVER_MS	(10 * 60 * 1000)
-
-/*
- * Windows read ahead for small ranged reads.  A bundle holds hundreds of
- * small files read one after another (restore, verify): one GET of 4 MiB
- * serves them instead of one GET each.  Objects a reader asks ranges of
- * are never rewritten, and a Storage lives as long as one client session.
- */
-#define S3_CACHE_SLOTS		4
-
-typedef struct S3Window
-{
-	char	   *key;			/* NULL: slot unused */
-	uint64_t	off;
-	PgbrBuf		data;
-	uint64_t	total;			/* the object's size */
-	uint64_t	used;			/* for LRU */
-} S3Window;
-
-typedef struct S3State
-{
-	S3Client   *client;
-	char	   *bucket;
-	char	   *prefix;			/* "" or "a/b/" */
-	S3Window	cache[S3_CACHE_SLOTS];
-	uint64_t	clock;
-} S3State;
 
 struct StorageFile
 {
@@ -100,24 +62,17 @@ struct StorageRead
 	size_t		wpos;
 };
 
-struct StorageLock
-{
-	Storage    *st;
-	char		key[S3_KEY_MAX];	/* our entry */
-	char		body[256];
-	struct timespec last_put;
-};
 
-static S3State *
-state(Storage *st)
+S3State *
+s3_state(Storage *st)
 {
 	return st->priv;
 }
 
-static bool
-key_of(Storage *st, char *out, const char *path, PgbrError *err)
+bool
+s3_key_of(Storage *st, char *out, const char *path, PgbrError *err)
 {
-	int			n = snprintf(out, S3_KEY_MAX, "%s%s", state(st)->prefix, path);
+	int			n = snprintf(out, S3_KEY_MAX, "%s%s", s3_state(st)->prefix, path);
 
 	if (n < 0 || n >= S3_KEY_MAX)
 		return pgbr_error_set(err, PGBR_ERR_FILE_OPEN, "repository path \"%.80s...\" is too long",
@@ -126,10 +81,10 @@ key_of(Storage *st, char *out, const char *path, PgbrError *err)
 }
 
 /* "<key of dir>/", or the prefix itself for the root */
-static bool
-dir_key(Storage *st, char *out, const char *dir, PgbrError *err)
+bool
+s3_dir_key(Storage *st, char *out, const char *dir, PgbrError *err)
 {
-	int			n = snprintf(out, S3_KEY_MAX, "%s%s%s", state(st)->prefix, dir, dir[0] ? "/" : "");
+	int			n = snprintf(out, S3_KEY_MAX, "%s%s%s", s3_state(st)->prefix, dir, dir[0] ? "/" : "");
 
 	if (n < 0 || n >= S3_KEY_MAX)
 		return pgbr_error_set(err, PGBR_ERR_FILE_OPEN, "repository path \"%.80s...\" is too long",
@@ -279,7 +234,7 @@ s3_create(Storage *st, const char *path, int flags, PgbrError *err)
 	memset(f, 0, sizeof(StorageFile));
 	f->st = st;
 	pgbr_buf_init(&f->upload_id);
-	if (!key_of(st, f->key, path, err))
+	if (!s3_key_of(st, f->key, path, err))
 	{
 		pgbr_free(f);
 		return NULL;
@@ -309,7 +264,7 @@ s3_create(Storage *st, const char *path, int flags, PgbrError *err)
 static bool
 send_part(StorageFile *f, PgbrError *err)
 {
-	S3Client   *c = state(f->st)->client;
+	S3Client   *c = s3_state(f->st)->client;
 	char		etag[128];
 
 	if (f->upload_id.len == 0 && !s3_multipart_create(c, f->tmpkey, &f->upload_id, err))
@@ -335,7 +290,7 @@ s3_write(StorageFile *f, const void *data, size_t len, PgbrError *err)
 	if (f->failed)
 		return pgbr_error_set(err, PGBR_ERR_FILE_WRITE,
 							  "S3 PUT \"%s\" in bucket \"%s\": an earlier write failed", f->key,
-							  state(f->st)->bucket);
+							  s3_state(f->st)->bucket);
 	while (len > 0)
 	{
 		size_t		n;
@@ -387,7 +342,7 @@ abort_upload(StorageFile *f)
 	if (f->upload_id.len == 0)
 		return;
 	pgbr_error_init(&e);
-	if (!s3_multipart_abort(state(f->st)->client, f->tmpkey, (const char *) f->upload_id.data, &e))
+	if (!s3_multipart_abort(s3_state(f->st)->client, f->tmpkey, (const char *) f->upload_id.data, &e))
 		pgbr_log(PGBR_LOG_WARN, "could not abort the upload of \"%s\": %s", f->tmpkey, e.message);
 }
 
@@ -401,11 +356,11 @@ s3_discard(StorageFile *f)
 static bool
 s3_commit(StorageFile *f, const char *final, PgbrError *err)
 {
-	S3Client   *c = state(f->st)->client;
+	S3Client   *c = s3_state(f->st)->client;
 	char		target[S3_KEY_MAX];
 	bool		ok;
 
-	if (final != NULL && !key_of(f->st, target, final, err))
+	if (final != NULL && !s3_key_of(f->st, target, final, err))
 		ok = false;
 	else if (final == NULL)
 		ok = snprintf(target, sizeof(target), "%s", f->key) > 0;
@@ -417,7 +372,7 @@ s3_commit(StorageFile *f, const char *final, PgbrError *err)
 	else if (f->failed)
 		ok = pgbr_error_set(err, PGBR_ERR_FILE_WRITE,
 							"S3 PUT \"%s\" in bucket \"%s\": an earlier write failed", f->key,
-							state(f->st)->bucket);
+							s3_state(f->st)->bucket);
 	else if (f->upload_id.len == 0)
 		ok = s3_put(c, target, f->part, f->used, err);
 	else
@@ -451,14 +406,14 @@ short_read(StorageRead *r, uint64_t total, PgbrError *err)
 {
 	return pgbr_error_set(err, PGBR_ERR_FILE_READ,
 						  "\"%s\" in bucket \"%s\" ends at byte %llu, before the range that was asked for",
-						  r->key, state(r->st)->bucket, (unsigned long long) total);
+						  r->key, s3_state(r->st)->bucket, (unsigned long long) total);
 }
 
 /* serves want bytes at r->pos from a read-ahead window, if one has them */
 static bool
 from_cache(StorageRead *r, uint64_t want)
 {
-	S3State    *s = state(r->st);
+	S3State    *s = s3_state(r->st);
 
 	for (int i = 0; i < S3_CACHE_SLOTS; i++)
 	{
@@ -479,7 +434,7 @@ from_cache(StorageRead *r, uint64_t want)
 static void
 to_cache(StorageRead *r, uint64_t off, const PgbrBuf *data, uint64_t total)
 {
-	S3State    *s = state(r->st);
+	S3State    *s = s3_state(r->st);
 	S3Window   *w = &s->cache[0];
 
 	for (int i = 1; i < S3_CACHE_SLOTS; i++)
@@ -515,7 +470,7 @@ fetch(StorageRead *r, bool first, bool *missing, PgbrError *err)
 		return true;
 	/* a small range of a bigger object: read a whole window ahead */
 	ask = !r->whole && want < S3_READ_WINDOW ? S3_READ_WINDOW : want;
-	if (!s3_get(state(r->st)->client, r->key, r->pos, ask, &r->win, &resp, err))
+	if (!s3_get(s3_state(r->st)->client, r->key, r->pos, ask, &r->win, &resp, err))
 		return false;
 	if (resp.status == 404)
 	{
@@ -526,7 +481,7 @@ fetch(StorageRead *r, bool first, bool *missing, PgbrError *err)
 		}
 		return pgbr_error_set(err, PGBR_ERR_FILE_READ,
 							  "\"%s\" in bucket \"%s\" disappeared while it was read", r->key,
-							  state(r->st)->bucket);
+							  s3_state(r->st)->bucket);
 	}
 	if (resp.status == 416)
 	{
@@ -544,7 +499,7 @@ fetch(StorageRead *r, bool first, bool *missing, PgbrError *err)
 		if (r->pos != 0)
 			return pgbr_error_set(err, PGBR_ERR_FILE_READ,
 								  "S3 GET \"%s\" in bucket \"%s\": the server ignored the Range header",
-								  r->key, state(r->st)->bucket);
+								  r->key, s3_state(r->st)->bucket);
 		a = 0;
 		total = r->win.len;
 		b = total ? total - 1 : 0;
@@ -553,7 +508,7 @@ fetch(StorageRead *r, bool first, bool *missing, PgbrError *err)
 			 a != r->pos || b < a || b - a + 1 != r->win.len)
 		return pgbr_error_set(err, PGBR_ERR_FILE_READ,
 							  "S3 GET \"%s\" in bucket \"%s\": unexpected answer to a range request (Content-Range \"%s\", %zu bytes)",
-							  r->key, state(r->st)->bucket, resp.content_range, r->win.len);
+							  r->key, s3_state(r->st)->bucket, resp.content_range, r->win.len);
 	if (ask > want && r->win.len > 0)
 	{
 		/* keep the whole window, hand out what was asked for */
@@ -584,7 +539,7 @@ s3_read_open(Storage *st, const char *path, uint64_t offset, uint64_t length, bo
 	r->pos = offset;
 	r->whole = length == UINT64_MAX || length > UINT64_MAX - offset;
 	r->end = r->whole ? UINT64_MAX : offset + length;
-	if (!key_of(st, r->key, path, err))
+	if (!s3_key_of(st, r->key, path, err))
 	{
 		pgbr_free(r);
 		return NULL;
@@ -594,7 +549,7 @@ s3_read_open(Storage *st, const char *path, uint64_t offset, uint64_t length, bo
 		/* nothing to read, but the caller still learns whether it exists */
 		bool		exists;
 
-		if (!s3_head(state(st)->client, r->key, &exists, NULL, err) || !exists)
+		if (!s3_head(s3_state(st)->client, r->key, &exists, NULL, err) || !exists)
 		{
 			*missing = !pgbr_error_is_set(err) && !exists;
 			pgbr_free(r);
@@ -685,14 +640,14 @@ s3_list_dir(Storage *st, const char *dir, const char *prefix, StorageListFn fn, 
 	char		full[S3_KEY_MAX];
 	ListCtx		ctx;
 
-	if (!dir_key(st, dk, dir, err))
+	if (!s3_dir_key(st, dk, dir, err))
 		return false;
 	if ((size_t) snprintf(full, sizeof(full), "%s%s", dk, prefix) >= sizeof(full))
 		return pgbr_error_set(err, PGBR_ERR_FILE_OPEN, "repository path \"%.80s...\" is too long", dir);
 	ctx.skip = strlen(dk);
 	ctx.fn = fn;
 	ctx.arg = arg;
-	return s3_list(state(st)->client, full, "/", list_item, &ctx, NULL, err);
+	return s3_list(s3_state(st)->client, full, "/", list_item, &ctx, NULL, err);
 }
 
 static bool
@@ -708,14 +663,14 @@ s3_exists(Storage *st, const char *path, bool *exists, PgbrError *err)
 	char		key[S3_KEY_MAX];
 
 	*exists = false;
-	if (!key_of(st, key, path, err) || !s3_head(state(st)->client, key, exists, NULL, err))
+	if (!s3_key_of(st, key, path, err) || !s3_head(s3_state(st)->client, key, exists, NULL, err))
 		return false;
 	if (*exists)
 		return true;
 	/* a "directory": anything below path/ (posix's exists sees them too) */
-	if (!dir_key(st, key, path, err))
+	if (!s3_dir_key(st, key, path, err))
 		return false;
-	return s3_list(state(st)->client, key, "/", any_item, exists, NULL, err);
+	return s3_list(s3_state(st)->client, key, "/", any_item, exists, NULL, err);
 }
 
 static bool
@@ -723,7 +678,7 @@ s3_remove(Storage *st, const char *path, PgbrError *err)
 {
 	char		key[S3_KEY_MAX];
 
-	return key_of(st, key, path, err) && s3_delete(state(st)->client, key, err);
+	return s3_key_of(st, key, path, err) && s3_delete(s3_state(st)->client, key, err);
 }
 
 static bool
@@ -737,196 +692,18 @@ s3_remove_tree(Storage *st, const char *dir, PgbrError *err)
 {
 	char		dk[S3_KEY_MAX];
 
-	if (dir[0] == '\0' && state(st)->prefix[0] == '\0')
+	if (dir[0] == '\0' && s3_state(st)->prefix[0] == '\0')
 		return pgbr_error_set(err, PGBR_ERR_ASSERT, "refusing to remove every object of bucket \"%s\"",
-							  state(st)->bucket);
+							  s3_state(st)->bucket);
 	/* s3_list parses a page before fn sees it, so deleting while listing is safe */
-	return dir_key(st, dk, dir, err) &&
-		s3_list(state(st)->client, dk, NULL, delete_item, state(st), NULL, err);
+	return s3_dir_key(st, dk, dir, err) &&
+		s3_list(s3_state(st)->client, dk, NULL, delete_item, s3_state(st), NULL, err);
 }
 
 static bool
 s3_sync(Storage *st, const char *dir, PgbrError *err)
 {
 	return true;				/* every commit was confirmed durable */
-}
-
-/* ---- locks ---- */
-
-typedef struct LockScan
-{
-	const char *ours;			/* our entry's key */
-	int64_t		now;			/* the S3 server's clock */
-	char		holder[256];	/* another live entry's name */
-	size_t		skip;
-	Storage    *st;
-} LockScan;
-
-/* "<host>-<pid>-<16 hex>" of this host, whose process is gone */
-static bool
-owner_gone(const char *owner)
-{
-	char		host[128] = "localhost";
-	const char *rnd = strrchr(owner, '-');
-	const char *p;
-	size_t		hlen = strlen(host);
-	long		pid;
-
-	gethostname(host, sizeof(host) - 1);
-	hlen = strlen(host);
-	if (rnd == NULL || rnd == owner)
-		return false;
-	for (p = rnd - 1; p > owner && *p != '-'; p--)
-		;
-	if (*p != '-' || (size_t) (p - owner) != hlen || strncmp(owner, host, hlen) != 0)
-		return false;
-	pid = strtol(p + 1, NULL, 10);
-	return pid > 0 && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
-}
-
-static bool
-lock_item(void *arg, const S3ListItem *item, PgbrError *err)
-{
-	LockScan   *ls = arg;
-
-	if (strcmp(item->key, ls->ours) == 0)
-		return true;
-	if (ls->now - item->mtime > S3_LOCK_STALE_S || owner_gone(item->key + ls->skip))
-	{
-		PgbrError	e;
-
-		/* left by a process that died: clear it, but it does not count anyway */
-		pgbr_error_init(&e);
-		pgbr_log(PGBR_LOG_INFO, "removing stale lock entry \"%s\" in %s (%lld s old)", item->key,
-				 ls->st->where, (long long) (ls->now - item->mtime));
-		(void) s3_delete(state(ls->st)->client, item->key, &e);
-		return true;
-	}
-	if (ls->holder[0] == '\0')
-		snprintf(ls->holder, sizeof(ls->holder), "%s", item->key + ls->skip);
-	return true;
-}
-
-static int64_t
-elapsed_ms(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t) (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
-}
-
-static StorageLock *
-s3_lock(Storage *st, const char *path, int wait_ms, PgbrError *err)
-{
-	S3Client   *c = state(st)->client;
-	StorageLock *l = pgbr_malloc(sizeof(StorageLock));
-	char		dk[S3_KEY_MAX];
-	char		host[128] = "localhost";
-	unsigned char rnd[8];
-	char		owner[200];
-	struct timespec start;
-	int64_t		limit = wait_ms < 0 ? S3_LOCK_FOREVER_MS : wait_ms;
-
-	memset(l, 0, sizeof(StorageLock));
-	l->st = st;
-	gethostname(host, sizeof(host) - 1);
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-	{
-		pgbr_free(l);
-		pgbr_error_ssl(err, PGBR_ERR_RUNTIME, "could not generate random bytes");
-		return NULL;
-	}
-	snprintf(owner, sizeof(owner), "%s-%d-%02x%02x%02x%02x%02x%02x%02x%02x", host, (int) getpid(),
-			 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	if (!dir_key(st, dk, path, err) ||
-		(size_t) snprintf(l->key, sizeof(l->key), "%s%s", dk, owner) >= sizeof(l->key))
-	{
-		pgbr_error_set(err, PGBR_ERR_LOCK, "lock path \"%.80s...\" is too long", path);
-		pgbr_free(l);
-		return NULL;
-	}
-	snprintf(l->body, sizeof(l->body), "host=%s\npid=%d\ntime=%lld\n", host, (int) getpid(),
-			 (long long) time(NULL));
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;)
-	{
-		LockScan	ls;
-		int64_t		server_now;
-
-		if (!s3_put(c, l->key, l->body, strlen(l->body), err))
-			break;
-		clock_gettime(CLOCK_MONOTONIC, &l->last_put);
-		memset(&ls, 0, sizeof(ls));
-		ls.ours = l->key;
-		ls.skip = strlen(dk);
-		ls.st = st;
-		if (!s3_list(c, dk, NULL, lock_item, &ls, &server_now, err))
-		{
-			PgbrError	e;
-
-			pgbr_error_init(&e);
-			(void) s3_delete(c, l->key, &e);
-			break;
-		}
-		if (ls.holder[0] == '\0')
-			return l;
-		/* someone else holds it (or is trying): step back */
-		if (!s3_delete(c, l->key, err))
-			break;
-		if (elapsed_ms(&start) >= limit)
-		{
-			pgbr_error_set(err, PGBR_ERR_LOCK, "lock \"%s\" in bucket \"%s\" is held by %s", path,
-						   state(st)->bucket, ls.holder);
-			pgbr_error_hint(err, "If that process is gone, its entry \"%s%s\" goes stale after %d hours; it may also be deleted by hand.",
-							dk, ls.holder, S3_LOCK_STALE_S / 3600);
-			break;
-		}
-		{
-			unsigned char b[2];
-			long		ms;
-			struct timespec ts;
-
-			if (RAND_bytes(b, 2) != 1)
-				b[0] = b[1] = 0;
-			ms = 50 + ((b[0] << 8) | b[1]) % 251;
-			if (ms > limit - elapsed_ms(&start))
-				ms = limit - elapsed_ms(&start) > 0 ? (long) (limit - elapsed_ms(&start)) : 0;
-			ts.tv_sec = ms / 1000;
-			ts.tv_nsec = (ms % 1000) * 1000000L;
-			while (nanosleep(&ts, &ts) != 0)
-				;
-		}
-	}
-	pgbr_free(l);
-	return NULL;
-}
-
-static void
-s3_lock_refresh(StorageLock *l)
-{
-	PgbrError	e;
-
-	if (elapsed_ms(&l->last_put) < S3_LOCK_REFRESH_S * 1000)
-		return;
-	pgbr_error_init(&e);
-	if (s3_put(state(l->st)->client, l->key, l->body, strlen(l->body), &e))
-		clock_gettime(CLOCK_MONOTONIC, &l->last_put);
-	else
-		pgbr_log(PGBR_LOG_WARN, "could not refresh lock entry \"%s\": %s", l->key, e.message);
-}
-
-static void
-s3_unlock(StorageLock *l)
-{
-	PgbrError	e;
-
-	pgbr_error_init(&e);
-	if (!s3_delete(state(l->st)->client, l->key, &e))
-		pgbr_log(PGBR_LOG_WARN, "could not remove lock entry \"%s\" (it goes stale in %d hours): %s",
-				 l->key, S3_LOCK_STALE_S / 3600, e.message);
-	pgbr_free(l);
 }
 
 const StorageDriver storage_s3_driver = {
@@ -945,7 +722,7 @@ const StorageDriver storage_s3_driver = {
 	.remove = s3_remove,
 	.remove_tree = s3_remove_tree,
 	.sync = s3_sync,
-	.lock = s3_lock,
-	.lock_refresh = s3_lock_refresh,
-	.unlock = s3_unlock,
+	.lock = storage_s3_lock,
+	.lock_refresh = storage_s3_lock_refresh,
+	.unlock = storage_s3_unlock,
 };
