@@ -18,7 +18,9 @@
 #   ceph-rgw.sh start DIR PORT     bootstrap a cluster in DIR, or bring back
 #                                  whatever daemon of it is not running.  S3
 #                                  on 127.0.0.1:PORT, the monitor on PORT+1,
-#                                  the OSD on ports PORT+2..PORT+40.  Waits
+#                                  the OSD on ports PORT+2..PORT+40, S3 over
+#                                  HTTPS on PORT+41 (certificate of a test CA
+#                                  in DIR/tls, made at the first start).  Waits
 #                                  until S3 answers; prints how long it took.
 #   ceph-rgw.sh stop-rgw DIR       stop radosgw only (fault injection)
 #   ceph-rgw.sh stop DIR           stop radosgw, then the OSD, then the mon
@@ -26,7 +28,8 @@
 #   ceph-rgw.sh status DIR         exit status 0 if and only if S3 answers
 #   ceph-rgw.sh env DIR            print "export" lines for clients:
 #                                  PGBR_S3_ENDPOINT, PGBR_S3_KEY,
-#                                  PGBR_S3_SECRET, PGBR_S3_REGION, CEPH_CONF
+#                                  PGBR_S3_SECRET, PGBR_S3_REGION, CEPH_CONF,
+#                                  PGBR_S3_TLS_ENDPOINT, PGBR_S3_CA_FILE
 #   ceph-rgw.sh mkbucket DIR NAME  create bucket NAME (no error if it exists)
 #   ceph-rgw.sh selftest DIR       bucket, 20 MiB PUT, list, GET, sha256
 #                                  compare, DELETE, all with curl
@@ -235,8 +238,8 @@ load_params() {
 
 check_port_arg() {
 	[[ $1 =~ ^[0-9]+$ ]] || die "PORT must be a number, not '$1'"
-	[ "$1" -ge 1024 ] && [ "$1" -le $((65535 - 40)) ] && return 0
-	die "PORT must be between 1024 and $((65535 - 40)) (the cluster uses PORT..PORT+40)"
+	[ "$1" -ge 1024 ] && [ "$1" -le $((65535 - 41)) ] && return 0
+	die "PORT must be between 1024 and $((65535 - 41)) (the cluster uses PORT..PORT+41)"
 }
 
 check_settings() {
@@ -537,7 +540,7 @@ write_conf() {
 	log file = $DIR/log/\$name.log
 	pid file = $DIR/run/\$name.pid
 	admin socket = $DIR/run/\$name.asok
-	rgw frontends = beast endpoint=127.0.0.1:$PORT
+	rgw frontends = beast endpoint=127.0.0.1:$PORT ssl_endpoint=127.0.0.1:$((PORT + 41)) ssl_certificate=$DIR/tls/rgw.crt ssl_private_key=$DIR/tls/rgw.key
 	rgw dns name = s3.localhost
 	rgw gc obj min wait = 300
 	rgw gc processor period = 300
@@ -609,10 +612,29 @@ clear_stale_rgw_watches() {
 	done
 }
 
+# A CA and the gateway's certificate for its HTTPS endpoint (PORT + 41):
+# names 127.0.0.1, s3.localhost and *.s3.localhost (virtual-hosted style).
+make_tls() {
+	local d=$DIR/tls
+	[ -f "$d/rgw.crt" ] && [ -f "$d/ca.crt" ] && return 0
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=ceph-rgw test CA" \
+		-keyout "$d/ca.key" -out "$d/ca.crt" >/dev/null 2>&1 || die "could not make the test CA"
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=s3.localhost" \
+		-keyout "$d/rgw.key" -out "$d/rgw.csr" >/dev/null 2>&1 || die "could not make the gateway's key"
+	printf 'subjectAltName = IP:127.0.0.1, DNS:s3.localhost, DNS:*.s3.localhost\n' >"$d/ext.cnf"
+	openssl x509 -req -in "$d/rgw.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 30 -extfile "$d/ext.cnf" -out "$d/rgw.crt" >/dev/null 2>&1 ||
+		die "could not sign the gateway's certificate"
+	chmod 600 "$d/ca.key" "$d/rgw.key"
+}
+
 start_rgw() {
 	local t
 	t=$(now_us)
 	require_free_ports "$PORT" "$PORT" "S3 gateway"
+	require_free_ports "$((PORT + 41))" "$((PORT + 41))" "S3 gateway (HTTPS)"
+	make_tls
 	[ "$P_READY" != 1 ] || clear_stale_rgw_watches
 	start_daemon client.rgw.a radosgw -n client.rgw.a
 	wait_s3
@@ -750,7 +772,7 @@ cmd_start() {
 	fi
 	P_PORT=$arg_port
 	check_settings
-	require_free_ports "$PORT" "$((PORT + 40))" "cluster"
+	require_free_ports "$PORT" "$((PORT + 41))" "cluster"
 	say "bootstrapping a new cluster in $DIR ($P_OBJECTSTORE, S3 on 127.0.0.1:$PORT)"
 	bootstrap
 	say "start: new cluster in $DIR ready in $(since "$t0") s; S3 on 127.0.0.1:$PORT"
@@ -818,6 +840,8 @@ cmd_env() {
 	printf 'export PGBR_S3_KEY=%q\n' "$P_KEY"
 	printf 'export PGBR_S3_SECRET=%q\n' "$P_SECRET"
 	printf 'export PGBR_S3_REGION=%q\n' "$REGION"
+	printf 'export PGBR_S3_TLS_ENDPOINT=%q\n' "127.0.0.1:$((P_PORT + 41))"
+	printf 'export PGBR_S3_CA_FILE=%q\n' "$DIR/tls/ca.crt"
 	printf 'export CEPH_CONF=%q\n' "$DIR/ceph.conf"
 }
 

@@ -37,7 +37,7 @@ declare -a SUMMARY=()
 FAILED=0
 
 record() {   # record NAME STATUS
-	SUMMARY+=("$(printf '%-28s %s' "$1" "$2")")
+	SUMMARY+=("$(printf '%-32s %s' "$1" "$2")")
 	if [ "$2" = FAIL ]; then FAILED=1; fi
 }
 
@@ -240,6 +240,8 @@ if [ -n "$wants_s3" ]; then
 					PGBR_S3_ENDPOINT=*) S3_ENDPOINT=${line#*=} ;;
 					PGBR_S3_KEY=*) S3_KEY=${line#*=} ;;
 					PGBR_S3_SECRET=*) S3_SECRET=${line#*=} ;;
+					PGBR_S3_TLS_ENDPOINT=*) S3_TLS_ENDPOINT=${line#*=} ;;
+					PGBR_S3_CA_FILE=*) S3_CA_FILE=${line#*=} ;;
 				esac
 			done < <(pgbr_as_user "$SRC/ceph-rgw.sh" env "$CEPH_DIR")
 			TEST_ENV+=("PGBR_S3_GATEWAY_STOP=$SRC/ceph-rgw.sh stop-rgw $CEPH_DIR")
@@ -280,6 +282,11 @@ if make -C "$REPO" storage-conformance PG_CONFIG="$PG_CONFIG" >/dev/null; then
 			conformance s3 repo1-type=s3 repo1-path=/conformance \
 				"repo1-s3-endpoint=http://$S3_ENDPOINT" repo1-s3-bucket=conformance \
 				repo1-s3-uri-style=path "repo1-s3-key=$S3_KEY" "repo1-s3-key-secret=$S3_SECRET"
+			# HTTPS, the certificate checked against the gateway's CA
+			STORAGE_LIST_COUNT=20 conformance s3-https repo1-type=s3 repo1-path=/conformance-tls \
+				"repo1-s3-endpoint=https://$S3_TLS_ENDPOINT" repo1-s3-bucket=conformance \
+				repo1-s3-uri-style=path "repo1-s3-ca-file=$S3_CA_FILE" \
+				"repo1-s3-key=$S3_KEY" "repo1-s3-key-secret=$S3_SECRET"
 		else
 			record "storage conformance (s3)" "FAIL (no bucket)"
 		fi

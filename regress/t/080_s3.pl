@@ -37,7 +37,7 @@ use PgbrTest;
 my $ARCHIVE_WAIT = 120;
 my $LOG_WAIT     = 20;
 
-for my $var (qw(PGBR_S3_ENDPOINT PGBR_S3_KEY PGBR_S3_SECRET))
+for my $var (qw(PGBR_S3_ENDPOINT PGBR_S3_TLS_ENDPOINT PGBR_S3_CA_FILE PGBR_S3_KEY PGBR_S3_SECRET))
 {
 	if (!defined $ENV{$var} || $ENV{$var} eq '')
 	{
@@ -121,15 +121,20 @@ sub start_s3_server
 		global    => { %s3, %over });
 }
 
-# A has the key and secret in its file, B takes them from the environment.
+# A: plain HTTP, path style, the key and secret in its file.  B: HTTPS
+# checked against the gateway's CA, virtual-hosted style
+# (<bucket>.s3.localhost), the key and secret from the environment.
 my $server_a = start_s3_server('a',
 	'repo1-s3-key'        => $ENV{PGBR_S3_KEY},
 	'repo1-s3-key-secret' => $ENV{PGBR_S3_SECRET});
+my %tls = (
+	'repo1-s3-endpoint'  => 'https://s3.localhost:' . (split /:/, $ENV{PGBR_S3_TLS_ENDPOINT} // ':0')[1],
+	'repo1-s3-uri-style' => 'host');
 my $server_b;
 {
 	local $ENV{PGBR_REPO1_S3_KEY}        = $ENV{PGBR_S3_KEY};
 	local $ENV{PGBR_REPO1_S3_KEY_SECRET} = $ENV{PGBR_S3_SECRET};
-	$server_b = start_s3_server('b');
+	$server_b = start_s3_server('b', %tls, 'repo1-s3-ca-file' => $ENV{PGBR_S3_CA_FILE});
 }
 like(slurp_file($server_a->logfile), qr/bucket "\Q$bucket\E"/,
 	'server A says where its repository is');
@@ -497,6 +502,18 @@ is($rc, 0, 'verify through B finds nothing wrong') or diag "$out\n$err";
 	like(slurp_file($bad->logfile), qr/SignatureDoesNotMatch|InvalidAccessKeyId|AccessDenied/,
 		'the server log has it too');
 	$bad->stop;
+
+	# HTTPS without the gateway's CA: the certificate is refused
+	my $noca = start_s3_server('noca', %tls,
+		'repo1-s3-key'        => $ENV{PGBR_S3_KEY},
+		'repo1-s3-key-secret' => $ENV{PGBR_S3_SECRET});
+	my $conf_noca = "$confdir/noca.conf";
+	client_conf($conf_noca, $noca);
+	($rc, $out, $err) = pgbr_via($conf_noca, 'info');
+	isnt($rc, 0, 'info through a server that does not trust the gateway certificate fails');
+	like($err, qr/certificate|TLS|SSL/i, 'the error says it is the certificate');
+	like($err, qr/repo1-s3-ca-file/, 'and names the option that fixes it');
+	$noca->stop;
 }
 
 $node->stop;
