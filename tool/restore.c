@@ -13,17 +13,20 @@
  *		restore cannot be started;
  *	 3. directories and links (tablespaces, possibly remapped);
  *	 4. files, by process-max workers (forked, each with its own TLS
- *		session), which claim files through a counter in shared memory.
- *		A file whose local copy has the manifest's size and SHA-256 is kept
- *		(delta); any other is fetched with FILE_GET from the backup holding
- *		its data (the line's reference, or this backup), decompressed,
- *		checked against the manifest's SHA-256, given its mode and mtime and
- *		fsynced;
+ *		session): first the biggest files (up to BIG_MAX, biggest first,
+ *		one at a time per worker), then the others in manifest order through
+ *		a counter in shared memory.  A file whose local copy has the
+ *		manifest's size and SHA-256 is kept (delta); any other is fetched
+ *		with FILE_GET from the backup holding its data (the line's
+ *		reference, or this backup), decompressed, checked against the
+ *		manifest's SHA-256, given its mode and mtime and fsynced.  A big
+ *		file is hashed on a second thread of its worker (restore_sha.c);
  *	 5. recovery settings (restore_recovery.c);
  *	 6. every directory fsynced;
  *	 7. global/pg_control, last.
  */
 #include "restore.h"
+#include "restore_sha.h"
 #include "pgbr_file.h"
 
 #include <dirent.h>
@@ -50,6 +53,17 @@
 #define TABLESPACE_MAP		"tablespace_map"
 #define PIPELINE_MAX		16	/* FILE_GET requests in flight per session */
 #define WORKERS_MAX			64
+/*
+ * The biggest files are claimed first, biggest first, so that the workers
+ * start on them at once and the small files fill the gaps at the end: a
+ * big file claimed late would be alone on the critical path.  Bounded, so
+ * that memory does not grow with the number of files.
+ */
+#define BIG_MAX				32
+#define BIG_MIN				(8 * 1024 * 1024)
+#define BIG_LINE_MAX		(PGBR_PATH_MAX * 2 + 1024)
+/* from this size on a file is hashed on a second thread (restore_sha.c) */
+#define THREADED_SHA_MIN	(8 * 1024 * 1024)
 
 typedef struct TsMap
 {
@@ -78,6 +92,14 @@ typedef struct Shared
 	uint64_t	kept_bytes;
 	uint64_t	repo_bytes;
 	WorkerError errors[WORKERS_MAX];
+	uint64_t	big_next;		/* next big[] entry to claim */
+	int			nbig;
+	struct
+	{
+		uint64_t	filenum;	/* among the files the workers restore */
+		uint64_t	size;
+		char		line[BIG_LINE_MAX];
+	}			big[BIG_MAX];	/* biggest first */
 } Shared;
 
 typedef struct Restore
@@ -101,6 +123,9 @@ typedef struct Restore
 	char		pg_control_line[PGBR_PATH_MAX * 2 + 1024];
 	bool		have_pg_control;
 	Shared	   *shared;
+	/* this process's end of the pipeline (a worker, or pg_control's) */
+	RestoreSha *sha;
+	PgbrSink   *out;
 } Restore;
 
 /* ---------------------------------------------------------------------- */
@@ -629,6 +654,27 @@ choose_backup(Restore *r, PgbrConn *conn, PgbrError *err)
 /* ---------------------------------------------------------------------- */
 /* pass 1: plan */
 
+/* keeps the BIG_MAX biggest files in r->shared->big, biggest first */
+static void
+note_big(Restore *r, const PgbrManifestEntry *e, const char *line, size_t len,
+		 uint64_t filenum)
+{
+	Shared	   *sh = r->shared;
+	int			i;
+
+	if (e->size < BIG_MIN || len >= BIG_LINE_MAX || strcmp(e->path, TABLESPACE_MAP) == 0)
+		return;
+	if (sh->nbig == BIG_MAX && sh->big[BIG_MAX - 1].size >= e->size)
+		return;
+	i = sh->nbig < BIG_MAX ? sh->nbig++ : BIG_MAX - 1;
+	for (; i > 0 && sh->big[i - 1].size < e->size; i--)
+		sh->big[i] = sh->big[i - 1];
+	sh->big[i].filenum = filenum;
+	sh->big[i].size = e->size;
+	memcpy(sh->big[i].line, line, len);
+	sh->big[i].line[len] = '\0';
+}
+
 static bool
 plan_pass(Restore *r, PgbrError *err)
 {
@@ -637,6 +683,7 @@ plan_pass(Restore *r, PgbrError *err)
 	char	   *line;
 	size_t		len;
 	int			rc;
+	uint64_t	filenum = 0;
 	PgbrError	linkerr;			/* reported after the tablespace-map checks */
 
 	pgbr_error_init(&linkerr);
@@ -649,6 +696,8 @@ plan_pass(Restore *r, PgbrError *err)
 			/* counted like the backup counts it, even if not written */
 			r->file_total++;
 			r->size_total += e.size;
+			if (strcmp(e.path, PG_CONTROL) != 0)
+				note_big(r, &e, line, len, filenum++);
 			if (strcmp(e.path, TABLESPACE_MAP) == 0)
 				pgbr_log(PGBR_LOG_DETAIL, "skip %s: the links in pg_tblspc are restored instead",
 						 TABLESPACE_MAP);
@@ -1041,17 +1090,37 @@ set_attrs_fd(Restore *r, int fd, const PgbrManifestEntry *e, const char *abs, Pg
 	return true;
 }
 
+/* this process's hashing pipe and file sink (restore_sha.c) */
+static bool
+pipe_open(Restore *r, PgbrError *err)
+{
+	if (r->sha == NULL && (r->sha = restore_sha_create(err)) == NULL)
+		return false;
+	if (r->out == NULL)
+		r->out = restore_sha_file_sink_create(r->sha);
+	return true;
+}
+
+static void
+pipe_close(Restore *r)
+{
+	restore_sha_file_sink_free(r->out);
+	r->out = NULL;
+	restore_sha_free(r->sha);
+	r->sha = NULL;
+}
+
 /*
  * Delta: does the local file have the manifest's size and SHA-256?
  * 1 yes (its mode, mtime and owner are then set), 0 no, -1 error.
+ * Read in slots of a megabyte; a big file is hashed on the second thread
+ * while the next slot is read.
  */
 static int
 local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError *err)
 {
 	struct stat st;
 	int			fd;
-	PgbrSha256 *sha;
-	uint8_t    *chunk;
 	uint8_t		sum[PGBR_SHA256_LEN];
 	bool		ok = true;
 	uint64_t	total = 0;
@@ -1059,38 +1128,45 @@ local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError
 	if (lstat(abs, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != e->size ||
 		!e->has_sha)
 		return 0;
-	fd = open(abs, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	/* read only: mode, owner, times and fsync need no write access */
+	fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 	{
 		pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", abs);
 		return -1;
 	}
-	sha = pgbr_sha256_create(err);
-	if (sha == NULL)
+	(void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (!restore_sha_begin(r->sha, e->size >= THREADED_SHA_MIN, err))
 	{
 		close(fd);
 		return -1;
 	}
-	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
-	for (;;)
+	while (ok)
 	{
-		ssize_t		n = read(fd, chunk, PGBR_CHUNK_SIZE);
+		uint8_t    *slot = restore_sha_slot(r->sha);
+		size_t		fill = 0;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
+		while (fill < RESTORE_SHA_SLOT_SIZE)
 		{
-			ok = pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not read \"%s\"", abs);
-			break;
+			ssize_t		n = read(fd, slot + fill, RESTORE_SHA_SLOT_SIZE - fill);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+			{
+				ok = pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not read \"%s\"", abs);
+				break;
+			}
+			if (n == 0)
+				break;
+			fill += (size_t) n;
 		}
-		if (n == 0)
+		if (ok && fill > 0)
+			restore_sha_submit(r->sha, fill);
+		if (fill < RESTORE_SHA_SLOT_SIZE)
 			break;
-		pgbr_sha256_update(sha, chunk, (size_t) n);
-		total += (uint64_t) n;
 	}
-	pgbr_free(chunk);
-	pgbr_sha256_final(sha, sum);
-	pgbr_sha256_free(sha);
+	restore_sha_end(r->sha, sum, &total);
 	if (!ok)
 	{
 		close(fd);
@@ -1188,18 +1264,19 @@ send_file_get(Restore *r, PgbrConn *conn, const PgbrManifestEntry *e, const char
 
 /*
  * Receives the answer to a FILE_GET into `dest` (abs unless a temporary
- * name is given), verifying the content against the manifest line.
+ * name is given), verifying the content against the manifest line.  The
+ * stream goes through the decompressor (when compressed) into r->out,
+ * which hashes and writes it (restore_sha.c).
  */
 static bool
 receive_file(Restore *r, PgbrConn *conn, const PgbrManifestEntry *e, const char *abs,
 			 const char *dest, PgbrError *err)
 {
 	PgbrError	e2;
-	PgbrSink   *file = NULL,
-			   *sha = NULL,
-			   *dec = NULL;
+	PgbrSink   *dec = NULL;
 	PgbrBuf		trailer;
 	uint8_t		sum[PGBR_SHA256_LEN];
+	uint64_t	bytes;
 	char		bname[200];
 	int			fd;
 	bool		ok = false;
@@ -1218,14 +1295,12 @@ receive_file(Restore *r, PgbrConn *conn, const PgbrManifestEntry *e, const char 
 	if (fd < 0)
 		return false;
 	pgbr_buf_init(&trailer);
-	file = pgbr_sink_fd_create(fd, dest);
-	sha = pgbr_sink_sha256_create(file, err);
-	if (sha == NULL)
+	if (!restore_sha_file_sink_begin(r->out, fd, dest, e->size >= THREADED_SHA_MIN, err))
 		goto done;
 	if (e->compress == PGBR_COMPRESS_ZST &&
-		(dec = pgbr_sink_zstd_decompress_create(sha, err)) == NULL)
+		(dec = pgbr_sink_zstd_decompress_create(r->out, err)) == NULL)
 		goto done;
-	if (!pgbr_conn_recv_stream(conn, dec ? dec : sha, &trailer, &e2))
+	if (!pgbr_conn_recv_stream(conn, dec ? dec : r->out, &trailer, &e2))
 	{
 		if (e2.code == PGBR_ERR_FORMAT || e2.code == PGBR_ERR_COMPRESS)
 			pgbr_error_set(err, PGBR_ERR_CHECKSUM,
@@ -1240,8 +1315,8 @@ receive_file(Restore *r, PgbrConn *conn, const PgbrManifestEntry *e, const char 
 		}
 		goto done;
 	}
-	pgbr_sink_sha256_result(sha, sum);
-	if (sha->bytes_in != e->size || !e->has_sha || memcmp(sum, e->sha256, PGBR_SHA256_LEN) != 0)
+	restore_sha_file_sink_result(r->out, sum, &bytes);
+	if (bytes != e->size || !e->has_sha || memcmp(sum, e->sha256, PGBR_SHA256_LEN) != 0)
 	{
 		char		want[PGBR_SHA256_HEXLEN + 1] = "none",
 					got[PGBR_SHA256_HEXLEN + 1];
@@ -1251,20 +1326,18 @@ receive_file(Restore *r, PgbrConn *conn, const PgbrManifestEntry *e, const char 
 		pgbr_hex_encode(sum, PGBR_SHA256_LEN, got);
 		pgbr_error_set(err, PGBR_ERR_CHECKSUM,
 					   "file \"%s\" of %s is damaged in the repository: SHA-256 %s, expected %s (%" PRIu64 " of %" PRIu64 " bytes)",
-					   e->path, bname, got, want, sha->bytes_in, e->size);
+					   e->path, bname, got, want, bytes, e->size);
 		pgbr_error_hint(err, "Run \"pgbr verify\" and restore another backup set with --set.");
 		goto done;
 	}
 	__atomic_add_fetch(&r->shared->fetched_files, 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&r->shared->fetched_bytes, e->size, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&r->shared->repo_bytes, dec ? dec->bytes_in : sha->bytes_in,
+	__atomic_add_fetch(&r->shared->repo_bytes, dec ? dec->bytes_in : r->out->bytes_in,
 					   __ATOMIC_SEQ_CST);
 	ok = true;
 
 done:
 	pgbr_sink_free(dec);
-	pgbr_sink_free(sha);
-	pgbr_sink_free(file);
 	pgbr_buf_release(&trailer);
 	if (!ok)
 	{
@@ -1288,125 +1361,173 @@ is_empty_sha(const PgbrManifestEntry *e)
 	return memcmp(empty, e->sha256, PGBR_SHA256_LEN) == 0;
 }
 
-typedef struct Pending
+/* FILE_GET requests sent and not yet received, oldest first */
+typedef struct Queue
 {
-	PgbrManifestEntry e;
-} Pending;
+	PgbrManifestEntry q[PIPELINE_MAX];
+	int			head;
+	int			n;
+} Queue;
+
+/* receives the oldest request of the queue */
+static bool
+queue_receive(Restore *r, PgbrConn *conn, Queue *q, PgbrError *err)
+{
+	PgbrManifestEntry *p = &q->q[q->head];
+	char		pabs[PATH_MAX];
+
+	join(pabs, sizeof(pabs), r->pg_path, p->path);
+	q->head = (q->head + 1) % PIPELINE_MAX;
+	q->n--;
+	return receive_file(r, conn, p, pabs, pabs, err);
+}
+
+/* a claimed file: kept (delta, preserve), created empty, or requested */
+static bool
+restore_one(Restore *r, PgbrConn *conn, Queue *q, const PgbrManifestEntry *e,
+			const char *line, size_t len, PgbrError *err)
+{
+	char		abs[PATH_MAX];
+
+	if (strcmp(e->path, TABLESPACE_MAP) == 0)
+	{
+		__atomic_add_fetch(&r->shared->done_bytes, e->size, __ATOMIC_SEQ_CST);
+		return true;
+	}
+	join(abs, sizeof(abs), r->pg_path, e->path);
+
+	if (restore_recovery_preserved(&r->rs, e->path) && access(abs, F_OK) == 0)
+	{
+		pgbr_log(PGBR_LOG_DETAIL, "restore file %s - preserved (type=preserve)", abs);
+		__atomic_add_fetch(&r->shared->done_bytes, e->size, __ATOMIC_SEQ_CST);
+		return true;
+	}
+	if (r->delta)
+	{
+		int			m = local_matches(r, e, abs, err);
+
+		if (m < 0)
+			return false;
+		if (m > 0)
+		{
+			__atomic_add_fetch(&r->shared->kept_files, 1, __ATOMIC_SEQ_CST);
+			__atomic_add_fetch(&r->shared->kept_bytes, e->size, __ATOMIC_SEQ_CST);
+			progress(r, e, abs, " - exists and matches backup");
+			return true;
+		}
+	}
+	if (e->size == 0 && is_empty_sha(e))
+	{
+		int			fd = open_dest(abs, err);
+
+		if (fd < 0 || !finish_file(r, fd, e, abs, err))
+			return false;
+		__atomic_add_fetch(&r->shared->fetched_files, 1, __ATOMIC_SEQ_CST);
+		progress(r, e, abs, "");
+		return true;
+	}
+
+	/* fetch, with up to PIPELINE_MAX requests in flight */
+	if (q->n == PIPELINE_MAX && !queue_receive(r, conn, q, err))
+		return false;
+	if (!send_file_get(r, conn, e, line, len, err))
+		return false;
+	q->q[(q->head + q->n) % PIPELINE_MAX] = *e;
+	q->n++;
+	return true;
+}
+
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *) a,
+				y = *(const uint64_t *) b;
+
+	return x < y ? -1 : x > y;
+}
 
 static bool
 files_pass(Restore *r, PgbrConn *conn, PgbrError *err)
 {
+	Shared	   *sh = r->shared;
 	MIter		it;
 	PgbrManifestEntry e;
 	char	   *line;
 	size_t		len;
 	int			rc;
-	uint64_t	idx = 0;
-	uint64_t	claim = __atomic_fetch_add(&r->shared->next_file, 1, __ATOMIC_SEQ_CST);
-	Pending    *q = pgbr_malloc(sizeof(Pending) * PIPELINE_MAX);
-	int			qhead = 0,
-				qn = 0;
+	uint64_t	idx = 0,
+				filenum = 0,
+				claim;
+	uint64_t	bigs[BIG_MAX];
+	int			nbig = sh->nbig,
+				bi = 0;
+	Queue	   *q = pgbr_malloc(sizeof(Queue));
 	bool		ok = true;
 
-	if (!miter_open(r, &it, err))
-	{
-		pgbr_free(q);
-		return false;
-	}
+	q->head = q->n = 0;
+
+	/*
+	 * The biggest files, one at a time: a worker holds no other big file
+	 * while it receives one, so the next is taken by whichever worker is
+	 * free first.
+	 */
 	while (ok)
 	{
-		char		abs[PATH_MAX];
+		uint64_t	j;
 
-		if (__atomic_load_n(&r->shared->failures, __ATOMIC_SEQ_CST) > 0)
-			break;				/* another worker failed: stop */
-		rc = miter_next(r, &it, &e, &line, &len, err);
-		if (rc <= 0)
-		{
-			ok = rc == 0;
+		if (__atomic_load_n(&sh->failures, __ATOMIC_SEQ_CST) > 0)
 			break;
-		}
-		if (e.kind != 'f' || strcmp(e.path, PG_CONTROL) == 0)
-			continue;
-		if (idx++ != claim)
-			continue;
-		claim = __atomic_fetch_add(&r->shared->next_file, 1, __ATOMIC_SEQ_CST);
-		if (strcmp(e.path, TABLESPACE_MAP) == 0)
-		{
-			__atomic_add_fetch(&r->shared->done_bytes, e.size, __ATOMIC_SEQ_CST);
-			continue;
-		}
-		join(abs, sizeof(abs), r->pg_path, e.path);
-
-		if (restore_recovery_preserved(&r->rs, e.path) && access(abs, F_OK) == 0)
-		{
-			pgbr_log(PGBR_LOG_DETAIL, "restore file %s - preserved (type=preserve)", abs);
-			__atomic_add_fetch(&r->shared->done_bytes, e.size, __ATOMIC_SEQ_CST);
-			continue;
-		}
-		if (r->delta)
-		{
-			int			m = local_matches(r, &e, abs, err);
-
-			if (m < 0)
-			{
-				ok = false;
-				break;
-			}
-			if (m > 0)
-			{
-				__atomic_add_fetch(&r->shared->kept_files, 1, __ATOMIC_SEQ_CST);
-				__atomic_add_fetch(&r->shared->kept_bytes, e.size, __ATOMIC_SEQ_CST);
-				progress(r, &e, abs, " - exists and matches backup");
-				continue;
-			}
-		}
-		if (e.size == 0 && is_empty_sha(&e))
-		{
-			int			fd = open_dest(abs, err);
-
-			ok = fd >= 0 && finish_file(r, fd, &e, abs, err);
-			if (ok)
-			{
-				__atomic_add_fetch(&r->shared->fetched_files, 1, __ATOMIC_SEQ_CST);
-				progress(r, &e, abs, "");
-			}
-			continue;
-		}
-
-		/* fetch, with up to PIPELINE_MAX requests in flight */
-		if (qn == PIPELINE_MAX)
-		{
-			Pending    *p = &q[qhead];
-			char		pabs[PATH_MAX];
-
-			join(pabs, sizeof(pabs), r->pg_path, p->e.path);
-			ok = receive_file(r, conn, &p->e, pabs, pabs, err);
-			qhead = (qhead + 1) % PIPELINE_MAX;
-			qn--;
-			if (!ok)
-				break;
-		}
-		if (!send_file_get(r, conn, &e, line, len, err))
-		{
-			ok = false;
+		j = __atomic_fetch_add(&sh->big_next, 1, __ATOMIC_SEQ_CST);
+		if (j >= (uint64_t) nbig)
 			break;
-		}
-		q[(qhead + qn) % PIPELINE_MAX].e = e;
-		qn++;
+		len = strlen(sh->big[j].line);
+		ok = pgbr_manifest_entry_parse(sh->big[j].line, len, &e, err) &&
+			restore_one(r, conn, q, &e, sh->big[j].line, len, err);
+		while (ok && q->n > 0)
+			ok = queue_receive(r, conn, q, err);
 	}
-	while (ok && qn > 0)
+	for (int i = 0; i < nbig; i++)
+		bigs[i] = sh->big[i].filenum;
+	qsort(bigs, (size_t) nbig, sizeof(uint64_t), u64_cmp);
+
+	/* then the others, in manifest order */
+	if (ok && !miter_open(r, &it, err))
+		ok = false;
+	else if (ok)
 	{
-		Pending    *p = &q[qhead];
-		char		pabs[PATH_MAX];
+		claim = __atomic_fetch_add(&sh->next_file, 1, __ATOMIC_SEQ_CST);
+		while (ok)
+		{
+			uint64_t	num;
 
-		if (__atomic_load_n(&r->shared->failures, __ATOMIC_SEQ_CST) > 0)
-			break;
-		join(pabs, sizeof(pabs), r->pg_path, p->e.path);
-		ok = receive_file(r, conn, &p->e, pabs, pabs, err);
-		qhead = (qhead + 1) % PIPELINE_MAX;
-		qn--;
+			if (__atomic_load_n(&sh->failures, __ATOMIC_SEQ_CST) > 0)
+				break;			/* another worker failed: stop */
+			rc = miter_next(r, &it, &e, &line, &len, err);
+			if (rc <= 0)
+			{
+				ok = rc == 0;
+				break;
+			}
+			if (e.kind != 'f' || strcmp(e.path, PG_CONTROL) == 0)
+				continue;
+			num = filenum++;
+			while (bi < nbig && bigs[bi] < num)
+				bi++;
+			if (bi < nbig && bigs[bi] == num)
+				continue;		/* done above */
+			if (idx++ != claim)
+				continue;
+			claim = __atomic_fetch_add(&sh->next_file, 1, __ATOMIC_SEQ_CST);
+			ok = restore_one(r, conn, q, &e, line, len, err);
+		}
+		miter_close(&it);
 	}
-	miter_close(&it);
+	while (ok && q->n > 0)
+	{
+		if (__atomic_load_n(&sh->failures, __ATOMIC_SEQ_CST) > 0)
+			break;
+		ok = queue_receive(r, conn, q, err);
+	}
 	pgbr_free(q);
 	return ok;
 }
@@ -1437,9 +1558,10 @@ run_worker(Restore *r, int worker)
 	pgbr_error_init(&err);
 	pgbr_log_set_process(worker + 1);
 	conn = tool_connect(r->ctx, "restore", true, &tls, &err);
-	ok = conn != NULL && files_pass(r, conn, &err);
+	ok = conn != NULL && pipe_open(r, &err) && files_pass(r, conn, &err);
 	if (conn)
 		tool_disconnect(conn, tls);
+	pipe_close(r);
 	if (!ok)
 		record_failure(r, worker, &err);
 	pgbr_log_set_process(0);
@@ -1583,9 +1705,11 @@ restore_pg_control(Restore *r, PgbrError *err)
 	conn = tool_connect(r->ctx, "restore", true, &tls, err);
 	if (conn == NULL)
 		return false;
-	ok = send_file_get(r, conn, &e, r->pg_control_line, strlen(r->pg_control_line), err) &&
+	ok = pipe_open(r, err) &&
+		send_file_get(r, conn, &e, r->pg_control_line, strlen(r->pg_control_line), err) &&
 		receive_file(r, conn, &e, abs, tmp, err);
 	tool_disconnect(conn, tls);
+	pipe_close(r);
 	if (!ok)
 	{
 		unlink(tmp);
