@@ -16,16 +16,19 @@
  *		session): first the biggest files (up to BIG_MAX, biggest first,
  *		one at a time per worker), then the others in manifest order through
  *		a counter in shared memory.  A file whose local copy has the
- *		manifest's size and SHA-256 is kept (delta); any other is fetched
- *		with FILE_GET from the backup holding its data (the line's
- *		reference, or this backup), decompressed, checked against the
- *		manifest's SHA-256, given its mode and mtime and fsynced.  A big
- *		file is hashed on a second thread of its worker (restore_sha.c);
+ *		manifest's size and SHA-256 is kept
+ *		(delta); any other is fetched with FILE_GET from the backup holding
+ *		its data (the line's reference, or this backup), decompressed,
+ *		checked against the manifest's SHA-256, given its mode and mtime and
+ *		fsynced (deferred: restore_fsync.c; every file is durable before its
+ *		worker ends).  A big file is hashed on a second thread of its worker
+ *		(restore_sha.c);
  *	 5. recovery settings (restore_recovery.c);
  *	 6. every directory fsynced;
  *	 7. global/pg_control, last.
  */
 #include "restore.h"
+#include "restore_fsync.h"
 #include "restore_sha.h"
 #include "pgbr_file.h"
 
@@ -126,6 +129,7 @@ typedef struct Restore
 	/* this process's end of the pipeline (a worker, or pg_control's) */
 	RestoreSha *sha;
 	PgbrSink   *out;
+	RestoreFsync *fsyncs;		/* a worker's deferred fsyncs; NULL: at once */
 } Restore;
 
 /* ---------------------------------------------------------------------- */
@@ -1215,6 +1219,8 @@ finish_file(Restore *r, int fd, const PgbrManifestEntry *e, const char *abs, Pgb
 		close(fd);
 		return false;
 	}
+	if (r->fsyncs)
+		return restore_fsync_add(r->fsyncs, fd, abs, err);
 	if (fsync(fd) != 0)
 	{
 		pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not fsync \"%s\"", abs);
@@ -1558,10 +1564,14 @@ run_worker(Restore *r, int worker)
 	pgbr_error_init(&err);
 	pgbr_log_set_process(worker + 1);
 	conn = tool_connect(r->ctx, "restore", true, &tls, &err);
-	ok = conn != NULL && pipe_open(r, &err) && files_pass(r, conn, &err);
+	r->fsyncs = restore_fsync_create();
+	ok = conn != NULL && pipe_open(r, &err) && files_pass(r, conn, &err) &&
+		restore_fsync_drain(r->fsyncs, &err);
 	if (conn)
 		tool_disconnect(conn, tls);
 	pipe_close(r);
+	restore_fsync_free(r->fsyncs);
+	r->fsyncs = NULL;
 	if (!ok)
 		record_failure(r, worker, &err);
 	pgbr_log_set_process(0);

@@ -18,6 +18,7 @@
  * otherwise (the mutex orders the two).
  */
 #include "restore_sha.h"
+#include "restore_fsync.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -206,7 +207,12 @@ typedef struct FileSink
 	size_t		fill;
 	uint8_t		result[PGBR_SHA256_LEN];
 	uint64_t	bytes;
+	uint64_t	written;
+	uint64_t	flushed;		/* writeback started up to here */
 } FileSink;
+
+/* writeback of a big file is started every WRITEBACK_AFTER bytes */
+#define WRITEBACK_AFTER		(8 * 1024 * 1024)
 
 static bool
 write_all(FileSink *s, const uint8_t *data, size_t len, PgbrError *err)
@@ -240,7 +246,16 @@ flush_slot(FileSink *s, PgbrError *err)
 	if (len == 0)
 		return true;
 	restore_sha_submit(s->pipe, len);
-	return write_all(s, slot, len, err);
+	if (!write_all(s, slot, len, err))
+		return false;
+	s->written += len;
+	if (s->written - s->flushed >= WRITEBACK_AFTER)
+	{
+		/* so that the final fsync does not wait for the whole file */
+		restore_fsync_start(s->fd, s->flushed, s->written - s->flushed);
+		s->flushed = s->written;
+	}
+	return true;
 }
 
 static bool
@@ -302,6 +317,7 @@ restore_sha_file_sink_begin(PgbrSink *sink, int fd, const char *name, bool threa
 	s->slot = NULL;
 	s->fill = 0;
 	s->bytes = 0;
+	s->written = s->flushed = 0;
 	s->base.bytes_in = 0;
 	memset(s->result, 0, sizeof(s->result));
 	return restore_sha_begin(s->pipe, threaded, err);
