@@ -21,7 +21,7 @@
  *		its data (the line's reference, or this backup), decompressed,
  *		checked against the manifest's SHA-256, given its mode and mtime and
  *		fsynced (deferred: restore_fsync.c; every file is durable before its
- *		worker ends).  A big file is hashed on a second thread of its worker
+ *		worker ends).  A big file is hashed and written on helper threads of its worker
  *		(restore_sha.c);
  *	 5. recovery settings (restore_recovery.c);
  *	 6. every directory fsynced;
@@ -65,7 +65,7 @@
 #define BIG_MAX				32
 #define BIG_MIN				(8 * 1024 * 1024)
 #define BIG_LINE_MAX		(PGBR_PATH_MAX * 2 + 1024)
-/* from this size on a file is hashed on a second thread (restore_sha.c) */
+/* from this size on a file is hashed and written on helper threads (restore_sha.c) */
 #define THREADED_SHA_MIN	(8 * 1024 * 1024)
 
 typedef struct TsMap
@@ -1159,7 +1159,7 @@ local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError
 		goto matches;
 	}
 	(void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (!restore_sha_begin(r->sha, e->size >= THREADED_SHA_MIN, err))
+	if (!restore_sha_begin(r->sha, e->size >= THREADED_SHA_MIN, -1, NULL, err))
 	{
 		close(fd);
 		return -1;
@@ -1189,7 +1189,7 @@ local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError
 		if (fill < RESTORE_SHA_SLOT_SIZE)
 			break;
 	}
-	restore_sha_end(r->sha, sum, &total);
+	(void) restore_sha_end(r->sha, sum, &total, err);	/* no writer: no error */
 	if (!ok)
 	{
 		close(fd);
@@ -1367,6 +1367,7 @@ done:
 	pgbr_buf_release(&trailer);
 	if (!ok)
 	{
+		restore_sha_wait(r->sha);	/* the writer thread may still use fd */
 		close(fd);
 		return false;
 	}

@@ -1,21 +1,23 @@
 /*
  * restore_sha.c
- *		SHA-256 on a helper thread for the restore workers.
+ *		SHA-256 and writing on helper threads for the restore workers.
  *
  * Why: restoring or comparing a big file is hashing (SHA-NI: about 1 GB/s
  * a core) plus decompressing and writing (or reading) it, one after the
  * other on one core, and a cluster's biggest relation segment is then the
- * critical path of the whole restore.  With the hashing on a second thread
- * the two halves overlap as soon as a core is free (the other workers
- * finish their smaller files first).  Small files are hashed inline: a
- * thread hand-over per file would cost more than it saves.
+ * critical path of the whole restore.  With the hashing on one thread and
+ * the write() on another the three overlap as soon as cores are free (the
+ * other workers finish their smaller files first), and none is longer than
+ * the hashing.  Small files are hashed and written inline: a thread
+ * hand-over per file would cost more than it saves.
  *
- * The ring: the caller fills slot `filled % SLOTS` and submits it; the
- * hasher hashes slots in order and counts them in `hashed`.  A slot is
- * given out again only when hashed has passed it, so the caller never
- * overwrites bytes the hasher has not read.  The digest context is only
- * touched by the hasher while hashed < submitted, and by the caller
- * otherwise (the mutex orders the two).
+ * The ring: the caller fills slot `submitted % SLOTS` and submits it; each
+ * active stage (hasher, writer) works through the slots in order and
+ * counts them in its `done`.  A slot is given out again only when every
+ * active stage has passed it, so the caller never overwrites bytes a stage
+ * has not read.  The digest context and the writer's fields are only
+ * touched by their thread while it is behind `submitted`, and by the
+ * caller once the stages have caught up (the mutex orders the two).
  */
 #include "restore_sha.h"
 #include "restore_fsync.h"
@@ -26,47 +28,145 @@
 #include <stdio.h>
 #include <unistd.h>
 
+/* writeback of a big file is started every WRITEBACK_AFTER bytes */
+#define WRITEBACK_AFTER		(8 * 1024 * 1024)
+
+/* a helper thread working through the ring in order */
+typedef struct Stage
+{
+	pthread_t	thread;
+	bool		started;
+	bool		active;			/* works on this file */
+	uint64_t	done;			/* slots of this file it has finished */
+	pthread_cond_t work;		/* it waits: submitted > done, or stop */
+} Stage;
+
 struct RestoreSha
 {
 	PgbrSha256 *sha;
 	uint8_t    *slots[RESTORE_SHA_SLOTS];
 	size_t		lens[RESTORE_SHA_SLOTS];
 	uint64_t	submitted;		/* slots handed over since begin */
-	uint64_t	hashed;			/* of those, hashed */
 	uint64_t	bytes;
-	bool		threaded;		/* this file */
-	bool		started;		/* the thread runs */
+	bool		threaded;		/* this file: hashed on the hasher */
+	bool		writing;		/* this file: written by the writer */
 	bool		stop;
-	pthread_t	thread;
+	Stage		hasher;
+	Stage		writer;
+	/* the writer's file; its first error */
+	int			wfd;
+	char		wname[1024];
+	int			werrno;
+	uint64_t	written;
+	uint64_t	flushed;		/* writeback started up to here */
 	pthread_mutex_t mutex;
-	pthread_cond_t work;		/* hasher waits: submitted > hashed or stop */
-	pthread_cond_t done;		/* caller waits: hashed advanced */
+	pthread_cond_t done;		/* caller waits: a stage advanced */
 };
 
-static void *
-hasher_main(void *arg)
+static bool
+write_fd(int fd, const uint8_t *data, size_t len)
 {
-	RestoreSha *p = arg;
+	while (len > 0)
+	{
+		ssize_t		n = write(fd, data, len);
 
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		data += n;
+		len -= (size_t) n;
+	}
+	return true;
+}
+
+static void
+hash_slot(RestoreSha *p, const uint8_t *data, size_t len)
+{
+	pgbr_sha256_update(p->sha, data, len);
+}
+
+static void
+write_slot(RestoreSha *p, const uint8_t *data, size_t len)
+{
+	if (p->werrno != 0)
+		return;					/* after an error: only keep pace */
+	if (!write_fd(p->wfd, data, len))
+	{
+		p->werrno = errno ? errno : EIO;
+		return;
+	}
+	p->written += len;
+	if (p->written - p->flushed >= WRITEBACK_AFTER)
+	{
+		/* so that the final fsync does not wait for the whole file */
+		restore_fsync_start(p->wfd, p->flushed, p->written - p->flushed);
+		p->flushed = p->written;
+	}
+}
+
+typedef struct StageArg
+{
+	RestoreSha *p;
+	Stage	   *st;
+	void		(*fn) (RestoreSha *p, const uint8_t *data, size_t len);
+} StageArg;
+
+static void *
+stage_main(void *arg)
+{
+	StageArg	a = *(StageArg *) arg;
+	RestoreSha *p = a.p;
+	Stage	   *st = a.st;
+
+	pgbr_free(arg);
 	pthread_mutex_lock(&p->mutex);
 	for (;;)
 	{
 		uint64_t	seq;
 
-		while (!p->stop && p->hashed == p->submitted)
-			pthread_cond_wait(&p->work, &p->mutex);
-		if (p->hashed == p->submitted)
+		while (!p->stop && (!st->active || st->done == p->submitted))
+			pthread_cond_wait(&st->work, &p->mutex);
+		if (!st->active || st->done == p->submitted)
 			break;				/* stop, nothing left */
-		seq = p->hashed;
+		seq = st->done;
 		pthread_mutex_unlock(&p->mutex);
-		pgbr_sha256_update(p->sha, p->slots[seq % RESTORE_SHA_SLOTS],
-						   p->lens[seq % RESTORE_SHA_SLOTS]);
+		a.fn(p, p->slots[seq % RESTORE_SHA_SLOTS], p->lens[seq % RESTORE_SHA_SLOTS]);
 		pthread_mutex_lock(&p->mutex);
-		p->hashed++;
-		pthread_cond_signal(&p->done);
+		st->done++;
+		pthread_cond_broadcast(&p->done);
 	}
 	pthread_mutex_unlock(&p->mutex);
 	return NULL;
+}
+
+static bool
+stage_start(RestoreSha *p, Stage *st, void (*fn) (RestoreSha *, const uint8_t *, size_t),
+			PgbrError *err)
+{
+	StageArg   *a = pgbr_malloc(sizeof(StageArg));
+	sigset_t	all,
+				old;
+	int			rc;
+
+	a->p = p;
+	a->st = st;
+	a->fn = fn;
+	/* signals are for the worker's main thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&st->thread, NULL, stage_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+	{
+		pgbr_free(a);
+		errno = rc;
+		return pgbr_error_errno(err, PGBR_ERR_RUNTIME, "could not start a restore thread");
+	}
+	st->started = true;
+	return true;
 }
 
 RestoreSha *
@@ -83,17 +183,23 @@ restore_sha_create(PgbrError *err)
 	}
 	for (int i = 0; i < RESTORE_SHA_SLOTS; i++)
 		p->slots[i] = pgbr_malloc(RESTORE_SHA_SLOT_SIZE);
+	p->wfd = -1;
 	pthread_mutex_init(&p->mutex, NULL);
-	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
+	pthread_cond_init(&p->hasher.work, NULL);
+	pthread_cond_init(&p->writer.work, NULL);
 	return p;
 }
 
+/* waits until the stages of this file have finished slot upto - 1 */
 static void
-wait_hashed(RestoreSha *p, uint64_t upto)
+wait_stages(RestoreSha *p, uint64_t upto)
 {
+	if (!p->hasher.active && !p->writer.active)
+		return;
 	pthread_mutex_lock(&p->mutex);
-	while (p->hashed < upto)
+	while ((p->hasher.active && p->hasher.done < upto) ||
+		   (p->writer.active && p->writer.done < upto))
 		pthread_cond_wait(&p->done, &p->mutex);
 	pthread_mutex_unlock(&p->mutex);
 }
@@ -103,17 +209,19 @@ restore_sha_free(RestoreSha *p)
 {
 	if (p == NULL)
 		return;
-	if (p->started)
-	{
-		pthread_mutex_lock(&p->mutex);
-		p->stop = true;
-		pthread_cond_signal(&p->work);
-		pthread_mutex_unlock(&p->mutex);
-		pthread_join(p->thread, NULL);
-	}
+	pthread_mutex_lock(&p->mutex);
+	p->stop = true;
+	pthread_cond_signal(&p->hasher.work);
+	pthread_cond_signal(&p->writer.work);
+	pthread_mutex_unlock(&p->mutex);
+	if (p->hasher.started)
+		pthread_join(p->hasher.thread, NULL);
+	if (p->writer.started)
+		pthread_join(p->writer.thread, NULL);
 	pthread_mutex_destroy(&p->mutex);
-	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->hasher.work);
+	pthread_cond_destroy(&p->writer.work);
 	for (int i = 0; i < RESTORE_SHA_SLOTS; i++)
 		pgbr_free(p->slots[i]);
 	pgbr_sha256_free(p->sha);
@@ -121,37 +229,46 @@ restore_sha_free(RestoreSha *p)
 }
 
 bool
-restore_sha_begin(RestoreSha *p, bool threaded, PgbrError *err)
+restore_sha_begin(RestoreSha *p, bool threaded, int wfd, const char *wname, PgbrError *err)
 {
 	uint8_t		discard[PGBR_SHA256_LEN];
 
-	/* an earlier file may have stopped half way: let the hasher drain */
-	if (p->started)
-		wait_hashed(p, p->submitted);
+	/* an earlier file may have stopped half way: let the stages drain */
+	wait_stages(p, p->submitted);
 	pgbr_sha256_final(p->sha, discard);	/* resets the context */
-	p->submitted = p->hashed = 0;
+	pthread_mutex_lock(&p->mutex);
+	p->submitted = p->hasher.done = p->writer.done = 0;
+	p->hasher.active = p->writer.active = false;
+	pthread_mutex_unlock(&p->mutex);
 	p->bytes = 0;
-	p->threaded = false;
-	if (threaded && !p->started)
-	{
-		sigset_t	all,
-					old;
-		int			rc;
-
-		/* signals are for the worker's main thread */
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		rc = pthread_create(&p->thread, NULL, hasher_main, p);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc != 0)
-		{
-			errno = rc;
-			return pgbr_error_errno(err, PGBR_ERR_RUNTIME, "could not start a hashing thread");
-		}
-		p->started = true;
-	}
+	p->threaded = p->writing = false;
+	p->wfd = wfd;
+	snprintf(p->wname, sizeof(p->wname), "%s", wname ? wname : "");
+	p->werrno = 0;
+	p->written = p->flushed = 0;
+	if (threaded && !p->hasher.started && !stage_start(p, &p->hasher, hash_slot, err))
+		return false;
+	if (threaded && wfd >= 0 && !p->writer.started && !stage_start(p, &p->writer, write_slot, err))
+		return false;
 	p->threaded = threaded;
+	p->writing = threaded && wfd >= 0;
+	pthread_mutex_lock(&p->mutex);
+	p->hasher.active = p->threaded;
+	p->writer.active = p->writing;
+	pthread_mutex_unlock(&p->mutex);
 	return true;
+}
+
+void
+restore_sha_wait(RestoreSha *p)
+{
+	wait_stages(p, p->submitted);
+}
+
+bool
+restore_sha_writes(RestoreSha *p)
+{
+	return p->writing;
 }
 
 uint8_t *
@@ -159,9 +276,9 @@ restore_sha_slot(RestoreSha *p)
 {
 	uint64_t	seq = p->submitted;
 
-	/* slot seq was last used by seq - SLOTS: wait until it is hashed */
-	if (p->threaded && seq >= RESTORE_SHA_SLOTS)
-		wait_hashed(p, seq - RESTORE_SHA_SLOTS + 1);
+	/* slot seq was last used by seq - SLOTS: wait until it is done with */
+	if (seq >= RESTORE_SHA_SLOTS)
+		wait_stages(p, seq - RESTORE_SHA_SLOTS + 1);
 	return p->slots[seq % RESTORE_SHA_SLOTS];
 }
 
@@ -171,27 +288,33 @@ restore_sha_submit(RestoreSha *p, size_t len)
 	uint64_t	seq = p->submitted;
 
 	p->bytes += len;
+	p->lens[seq % RESTORE_SHA_SLOTS] = len;
 	if (!p->threaded)
 	{
 		pgbr_sha256_update(p->sha, p->slots[seq % RESTORE_SHA_SLOTS], len);
 		p->submitted++;
-		p->hashed++;
 		return;
 	}
-	p->lens[seq % RESTORE_SHA_SLOTS] = len;
 	pthread_mutex_lock(&p->mutex);
 	p->submitted++;
-	pthread_cond_signal(&p->work);
+	pthread_cond_signal(&p->hasher.work);
+	if (p->writing)
+		pthread_cond_signal(&p->writer.work);
 	pthread_mutex_unlock(&p->mutex);
 }
 
-void
-restore_sha_end(RestoreSha *p, uint8_t out[PGBR_SHA256_LEN], uint64_t *bytes)
+bool
+restore_sha_end(RestoreSha *p, uint8_t out[PGBR_SHA256_LEN], uint64_t *bytes, PgbrError *err)
 {
-	if (p->threaded)
-		wait_hashed(p, p->submitted);
+	wait_stages(p, p->submitted);
 	pgbr_sha256_final(p->sha, out);
 	*bytes = p->bytes;
+	if (p->writing && p->werrno != 0)
+	{
+		errno = p->werrno;
+		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not write file \"%s\"", p->wname);
+	}
+	return true;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -207,34 +330,9 @@ typedef struct FileSink
 	size_t		fill;
 	uint8_t		result[PGBR_SHA256_LEN];
 	uint64_t	bytes;
-	uint64_t	written;
-	uint64_t	flushed;		/* writeback started up to here */
 } FileSink;
 
-/* writeback of a big file is started every WRITEBACK_AFTER bytes */
-#define WRITEBACK_AFTER		(8 * 1024 * 1024)
-
-static bool
-write_all(FileSink *s, const uint8_t *data, size_t len, PgbrError *err)
-{
-	while (len > 0)
-	{
-		ssize_t		n = write(s->fd, data, len);
-
-		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not write file \"%s\"",
-									s->name);
-		}
-		data += n;
-		len -= (size_t) n;
-	}
-	return true;
-}
-
-/* submits the slot (hashing starts) and writes it meanwhile */
+/* submits the slot; written here unless the pipe's writer thread does */
 static bool
 flush_slot(FileSink *s, PgbrError *err)
 {
@@ -246,15 +344,9 @@ flush_slot(FileSink *s, PgbrError *err)
 	if (len == 0)
 		return true;
 	restore_sha_submit(s->pipe, len);
-	if (!write_all(s, slot, len, err))
-		return false;
-	s->written += len;
-	if (s->written - s->flushed >= WRITEBACK_AFTER)
-	{
-		/* so that the final fsync does not wait for the whole file */
-		restore_fsync_start(s->fd, s->flushed, s->written - s->flushed);
-		s->flushed = s->written;
-	}
+	if (!restore_sha_writes(s->pipe) && !write_fd(s->fd, slot, len))
+		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not write file \"%s\"",
+								s->name);
 	return true;
 }
 
@@ -289,8 +381,7 @@ file_finish(PgbrSink *self, PgbrError *err)
 
 	if (s->slot && !flush_slot(s, err))
 		return false;
-	restore_sha_end(s->pipe, s->result, &s->bytes);
-	return true;
+	return restore_sha_end(s->pipe, s->result, &s->bytes, err);
 }
 
 PgbrSink *
@@ -317,10 +408,9 @@ restore_sha_file_sink_begin(PgbrSink *sink, int fd, const char *name, bool threa
 	s->slot = NULL;
 	s->fill = 0;
 	s->bytes = 0;
-	s->written = s->flushed = 0;
 	s->base.bytes_in = 0;
 	memset(s->result, 0, sizeof(s->result));
-	return restore_sha_begin(s->pipe, threaded, err);
+	return restore_sha_begin(s->pipe, threaded, fd, name, err);
 }
 
 void
