@@ -86,8 +86,8 @@ pipe_close(Restore *r)
  * Delta: does the local file have the manifest's size and SHA-256 (with
  * force: size and mtime)?  1 yes (its mode, mtime and owner are then set),
  * 0 no, -1 error.
- * Read in slots of a megabyte; a big file is hashed on the second thread
- * while the next slot is read.
+ * Read in slots of a megabyte; a big file is read with O_DIRECT and hashed
+ * on the hashing thread while the next slot is read.
  */
 static int
 local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError *err)
@@ -96,6 +96,7 @@ local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError
 	int			fd;
 	uint8_t		sum[PGBR_SHA256_LEN];
 	bool		ok = true;
+	bool		direct = false;
 	uint64_t	total = 0;
 
 	if (lstat(abs, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != e->size ||
@@ -117,7 +118,19 @@ local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError
 		}
 		goto matches;
 	}
-	(void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	/*
+	 * A big file is read with O_DIRECT into the pipe's aligned slots, as it
+	 * was written (restore_sha.c): no page-cache copy, and the same speed
+	 * whether it is cached or not (the disk is faster than the hashing).
+	 */
+	if (e->size >= THREADED_SHA_MIN)
+	{
+		int			fl = fcntl(fd, F_GETFL);
+
+		direct = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+	}
+	if (!direct)
+		(void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (!restore_sha_begin(r->sha, e->size >= THREADED_SHA_MIN, -1, NULL, err))
 	{
 		close(fd);
@@ -134,6 +147,16 @@ local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError
 
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n < 0 && errno == EINVAL && direct)
+			{
+				/* refused after all (or an unaligned rest): buffered */
+				int			fl = fcntl(fd, F_GETFL);
+
+				if (fl >= 0)
+					(void) fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+				direct = false;
+				continue;
+			}
 			if (n < 0)
 			{
 				ok = pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not read \"%s\"", abs);
