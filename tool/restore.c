@@ -7,23 +7,17 @@
  * memory does not grow with the number of files:
  *
  *	 1. plan: totals, the pg_control line, tablespace-map and link checks;
- *	 2. delta only: the data directory is walked in manifest order and
- *		merged with the manifest; what the manifest does not list is
- *		removed, then global/pg_control is removed so that an interrupted
- *		restore cannot be started;
+ *	 2. delta only (restore_clean.c): the data directory is walked in
+ *		manifest order and merged with the manifest; what the manifest does
+ *		not list is removed, then global/pg_control is removed so that an
+ *		interrupted restore cannot be started;
  *	 3. directories and links (tablespaces, possibly remapped);
- *	 4. files, by process-max workers (forked, each with its own TLS
- *		session), which claim files through a counter in shared memory.
- *		A file whose local copy has the manifest's size and SHA-256 is kept
- *		(delta); any other is fetched with FILE_GET from the backup holding
- *		its data (the line's reference, or this backup), decompressed,
- *		checked against the manifest's SHA-256, given its mode and mtime and
- *		fsynced;
+ *	 4. files, by process-max workers (restore_files.c);
  *	 5. recovery settings (restore_recovery.c);
  *	 6. every directory fsynced;
- *	 7. global/pg_control, last.
+ *	 7. global/pg_control, last (restore_files.c).
  */
-#include "restore.h"
+#include "restore_int.h"
 #include "pgbr_file.h"
 
 #include <dirent.h>
@@ -36,84 +30,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define PG_CONTROL			"global/pg_control"
-/*
- * Not restored: PostgreSQL would recreate the links of pg_tblspc from it at
- * startup, undoing --tablespace-map.  The links are restored here instead.
- */
-#define TABLESPACE_MAP		"tablespace_map"
-#define PIPELINE_MAX		16	/* FILE_GET requests in flight per session */
-#define WORKERS_MAX			64
-
-typedef struct TsMap
-{
-	char		oid[16];
-	const char *path;
-	bool		used;
-} TsMap;
-
-typedef struct WorkerError
-{
-	int			code;
-	char		message[1024];
-	char		hint[512];
-} WorkerError;
-
-/* shared by the workers (MAP_SHARED) */
-typedef struct Shared
-{
-	uint64_t	next_file;		/* next file number to claim */
-	int32_t		failures;
-	int32_t		first_failed;	/* worker whose error is reported */
-	uint64_t	done_bytes;
-	uint64_t	fetched_files;
-	uint64_t	fetched_bytes;
-	uint64_t	kept_files;
-	uint64_t	kept_bytes;
-	uint64_t	repo_bytes;
-	WorkerError errors[WORKERS_MAX];
-} Shared;
-
-typedef struct Restore
-{
-	ToolContext *ctx;
-	char		pg_path[PATH_MAX];
-	char		label[PGBR_LABEL_MAX + 1];
-	ToolBackup	hdr;
-	int			manifest_fd;	/* unlinked temporary file */
-	bool		delta;
-	int			process_max;
-	TsMap	   *tsmap;
-	int			ntsmap;
-	RecoverySettings rs;
-	char		config_abs[PATH_MAX];
-	bool		do_chown;
-	uid_t		uid;
-	gid_t		gid;
-	uint64_t	file_total;
-	uint64_t	size_total;
-	char		pg_control_line[PGBR_PATH_MAX * 2 + 1024];
-	bool		have_pg_control;
-	Shared	   *shared;
-} Restore;
 
 /* ---------------------------------------------------------------------- */
 /* manifest stream */
 
-typedef struct MIter
-{
-	int			fd;
-	PgbrLineReader r;
-} MIter;
 
-static bool
-miter_open(Restore *r, MIter *it, PgbrError *err)
+bool
+restore_miter_open(Restore *r, MIter *it, PgbrError *err)
 {
 	char		path[64];
 	char	   *line;
@@ -141,8 +67,8 @@ miter_open(Restore *r, MIter *it, PgbrError *err)
 	}
 }
 
-static void
-miter_close(MIter *it)
+void
+restore_miter_close(MIter *it)
 {
 	if (it->fd >= 0)
 	{
@@ -153,8 +79,8 @@ miter_close(MIter *it)
 }
 
 /* 1: an entry, 0: end, -1: error */
-static int
-miter_next(Restore *r, MIter *it, PgbrManifestEntry *e, char **line, size_t *len,
+int
+restore_miter_next(Restore *r, MIter *it, PgbrManifestEntry *e, char **line, size_t *len,
 		   PgbrError *err)
 {
 	char	   *l;
@@ -188,8 +114,8 @@ miter_next(Restore *r, MIter *it, PgbrManifestEntry *e, char **line, size_t *len
 /* ---------------------------------------------------------------------- */
 /* small file-system helpers */
 
-static void
-join(char *out, size_t len, const char *a, const char *b)
+void
+restore_join(char *out, size_t len, const char *a, const char *b)
 {
 	snprintf(out, len, "%s/%s", a, b);
 }
@@ -205,8 +131,8 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 /* removes a file, a link (not its target) or a whole directory tree */
-static bool
-remove_any(const char *path, PgbrError *err)
+bool
+restore_remove_any(const char *path, PgbrError *err)
 {
 	struct stat st;
 
@@ -281,15 +207,15 @@ dir_is_empty(const char *path, bool *empty, PgbrError *err)
 /* ---------------------------------------------------------------------- */
 /* options and the target directory */
 
-static bool
-is_tablespace_link(const PgbrManifestEntry *e)
+bool
+restore_is_tablespace_link(const PgbrManifestEntry *e)
 {
 	return e->kind == 'l' && strncmp(e->path, "pg_tblspc/", 10) == 0 &&
 		strchr(e->path + 10, '/') == NULL;
 }
 
-static const char *
-link_target(Restore *r, const PgbrManifestEntry *e)
+const char *
+restore_link_target(Restore *r, const PgbrManifestEntry *e)
 {
 	if (strncmp(e->path, "pg_tblspc/", 10) == 0)
 	{
@@ -340,6 +266,14 @@ restore_options(ToolContext *ctx, Restore *r, PgbrError *err)
 	}
 
 	r->delta = pgbr_config_get_bool(ctx->cfg, "delta");
+	/*
+	 * pgBackRest's --force: with --delta, a file whose size and modification
+	 * time are the manifest's is kept without reading it.  Faster, and wrong
+	 * for a file changed in place within the same second or whose mtime was
+	 * set back: only on request.  (Until the option is registered in
+	 * common/pgbr_config.c, get_bool says n.)
+	 */
+	r->force = r->delta && pgbr_config_get_bool(ctx->cfg, "force");
 	r->process_max = (int) pgbr_config_get_int(ctx->cfg, "process-max");
 	if (r->process_max < 1)
 		r->process_max = 1;
@@ -430,7 +364,7 @@ running_postmaster(const char *pg_path)
 	FILE	   *f;
 	long		pid = 0;
 
-	join(path, sizeof(path), pg_path, "postmaster.pid");
+	restore_join(path, sizeof(path), pg_path, "postmaster.pid");
 	f = fopen(path, "r");
 	if (f == NULL)
 		return 0;
@@ -480,7 +414,7 @@ check_target(Restore *r, PgbrError *err)
 		pgbr_error_hint(err, "Use --delta to restore into an existing data directory.");
 		return false;
 	}
-	join(path, sizeof(path), r->pg_path, "PG_VERSION");
+	restore_join(path, sizeof(path), r->pg_path, "PG_VERSION");
 	if (!empty && r->delta && access(path, F_OK) != 0)
 	{
 		pgbr_error_set(err, PGBR_ERR_RESTORE,
@@ -629,6 +563,27 @@ choose_backup(Restore *r, PgbrConn *conn, PgbrError *err)
 /* ---------------------------------------------------------------------- */
 /* pass 1: plan */
 
+/* keeps the BIG_MAX biggest files in r->shared->big, biggest first */
+static void
+note_big(Restore *r, const PgbrManifestEntry *e, const char *line, size_t len,
+		 uint64_t filenum)
+{
+	Shared	   *sh = r->shared;
+	int			i;
+
+	if (e->size < BIG_MIN || len >= BIG_LINE_MAX || strcmp(e->path, TABLESPACE_MAP) == 0)
+		return;
+	if (sh->nbig == BIG_MAX && sh->big[BIG_MAX - 1].size >= e->size)
+		return;
+	i = sh->nbig < BIG_MAX ? sh->nbig++ : BIG_MAX - 1;
+	for (; i > 0 && sh->big[i - 1].size < e->size; i--)
+		sh->big[i] = sh->big[i - 1];
+	sh->big[i].filenum = filenum;
+	sh->big[i].size = e->size;
+	memcpy(sh->big[i].line, line, len);
+	sh->big[i].line[len] = '\0';
+}
+
 static bool
 plan_pass(Restore *r, PgbrError *err)
 {
@@ -637,18 +592,21 @@ plan_pass(Restore *r, PgbrError *err)
 	char	   *line;
 	size_t		len;
 	int			rc;
+	uint64_t	filenum = 0;
 	PgbrError	linkerr;			/* reported after the tablespace-map checks */
 
 	pgbr_error_init(&linkerr);
-	if (!miter_open(r, &it, err))
+	if (!restore_miter_open(r, &it, err))
 		return false;
-	while ((rc = miter_next(r, &it, &e, &line, &len, err)) > 0)
+	while ((rc = restore_miter_next(r, &it, &e, &line, &len, err)) > 0)
 	{
 		if (e.kind == 'f')
 		{
 			/* counted like the backup counts it, even if not written */
 			r->file_total++;
 			r->size_total += e.size;
+			if (strcmp(e.path, PG_CONTROL) != 0)
+				note_big(r, &e, line, len, filenum++);
 			if (strcmp(e.path, TABLESPACE_MAP) == 0)
 				pgbr_log(PGBR_LOG_DETAIL, "skip %s: the links in pg_tblspc are restored instead",
 						 TABLESPACE_MAP);
@@ -673,7 +631,7 @@ plan_pass(Restore *r, PgbrError *err)
 			for (int i = 0; i < r->ntsmap; i++)
 				if (strncmp(e.path, "pg_tblspc/", 10) == 0 && strcmp(e.path + 10, r->tsmap[i].oid) == 0)
 					r->tsmap[i].used = true;
-			target = link_target(r, &e);
+			target = restore_link_target(r, &e);
 			if (target[0] == '\0')
 			{
 				rc = -1;
@@ -686,13 +644,13 @@ plan_pass(Restore *r, PgbrError *err)
 			 * (delta) the data directory's link already points to it: never
 			 * into another cluster's tablespace.
 			 */
-			if (is_tablespace_link(&e) && target[0] == '/' && !pgbr_error_is_set(&linkerr))
+			if (restore_is_tablespace_link(&e) && target[0] == '/' && !pgbr_error_is_set(&linkerr))
 			{
 				char		abs[PATH_MAX],
 							have[PATH_MAX];
 				ssize_t		hl;
 
-				join(abs, sizeof(abs), r->pg_path, e.path);
+				restore_join(abs, sizeof(abs), r->pg_path, e.path);
 				hl = readlink(abs, have, sizeof(have) - 1);
 				if (hl >= 0)
 					have[hl] = '\0';
@@ -711,7 +669,7 @@ plan_pass(Restore *r, PgbrError *err)
 			}
 		}
 	}
-	miter_close(&it);
+	restore_miter_close(&it);
 	if (rc < 0)
 		return false;
 	for (int i = 0; i < r->ntsmap; i++)
@@ -735,181 +693,6 @@ plan_pass(Restore *r, PgbrError *err)
 }
 
 /* ---------------------------------------------------------------------- */
-/* pass 2 (delta): remove what the manifest does not list */
-
-typedef struct Clean
-{
-	Restore    *r;
-	MIter		it;
-	bool		have;
-	PgbrManifestEntry e;
-	uint64_t	removed;
-} Clean;
-
-typedef struct LocalEntry
-{
-	char	   *name;
-	char		kind;
-} LocalEntry;
-
-static bool
-clean_advance(Clean *c, PgbrError *err)
-{
-	int			rc = miter_next(c->r, &c->it, &c->e, NULL, NULL, err);
-
-	if (rc < 0)
-		return false;
-	c->have = rc > 0;
-	return true;
-}
-
-static int
-local_cmp(const void *a, const void *b)
-{
-	const LocalEntry *x = a,
-			   *y = b;
-
-	return pgbr_manifest_cmp(x->name, x->kind, y->name, y->kind);
-}
-
-static bool
-clean_remove(Clean *c, const char *abs, PgbrError *err)
-{
-	pgbr_log(PGBR_LOG_DETAIL, "remove invalid %s", abs);
-	c->removed++;
-	return remove_any(abs, err);
-}
-
-static bool
-clean_dir(Clean *c, const char *rel, const char *abs, bool foreign_top, PgbrError *err)
-{
-	DIR		   *d = opendir(abs);
-	struct dirent *de;
-	LocalEntry *ents = NULL;
-	size_t		n = 0,
-				cap = 0;
-	bool		ok = true;
-
-	if (d == NULL)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open directory \"%s\"", abs);
-	while ((de = readdir(d)) != NULL)
-	{
-		struct stat st;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		{
-			if (errno == ENOENT)
-				continue;
-			ok = pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not stat \"%s/%s\"", abs, de->d_name);
-			break;
-		}
-		if (n == cap)
-		{
-			cap = cap ? cap * 2 : 64;
-			ents = pgbr_realloc(ents, sizeof(LocalEntry) * cap);
-		}
-		ents[n].name = pgbr_strdup(de->d_name);
-		ents[n].kind = S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : 'f';
-		n++;
-	}
-	closedir(d);
-	if (ok)
-		qsort(ents, n, sizeof(LocalEntry), local_cmp);
-
-	for (size_t i = 0; ok && i < n; i++)
-	{
-		char		relpath[PATH_MAX],
-					abspath[PATH_MAX];
-		char		kind = ents[i].kind;
-		bool		matched;
-
-		if (rel[0])
-			join(relpath, sizeof(relpath), rel, ents[i].name);
-		else
-			snprintf(relpath, sizeof(relpath), "%s", ents[i].name);
-		join(abspath, sizeof(abspath), abs, ents[i].name);
-
-		while (ok && c->have && pgbr_manifest_cmp(c->e.path, c->e.kind, relpath, kind) < 0)
-			ok = clean_advance(c, err);
-		if (!ok)
-			break;
-		matched = c->have && strcmp(c->e.path, relpath) == 0;
-
-		if (!rel[0] && strcmp(relpath, TABLESPACE_MAP) == 0)
-			ok = clean_remove(c, abspath, err);
-		else if (matched && c->e.kind == kind)
-		{
-			if (kind == 'd')
-			{
-				ok = clean_advance(c, err) && clean_dir(c, relpath, abspath, false, err);
-			}
-			else if (kind == 'l')
-			{
-				char		have[PATH_MAX],
-							want[PATH_MAX];
-				ssize_t		hl = readlink(abspath, have, sizeof(have) - 1);
-				bool		tablespace = is_tablespace_link(&c->e);
-				struct stat st;
-
-				/* copied: advancing replaces the entry */
-				snprintf(want, sizeof(want), "%s", link_target(c->r, &c->e));
-				if (hl >= 0)
-					have[hl] = '\0';
-				ok = clean_advance(c, err);
-				if (ok && (hl < 0 || strcmp(have, want) != 0))
-					ok = clean_remove(c, abspath, err);
-				else if (ok && tablespace && stat(abspath, &st) == 0 && S_ISDIR(st.st_mode))
-					ok = clean_dir(c, relpath, abspath, true, err);
-			}
-			else
-				ok = clean_advance(c, err);
-		}
-		else if (matched)
-			ok = clean_remove(c, abspath, err); /* another kind of entry */
-		else if (!rel[0] && restore_recovery_preserved(&c->r->rs, relpath))
-			pgbr_log(PGBR_LOG_DETAIL, "preserve %s (type=preserve)", abspath);
-		else if (foreign_top)
-			pgbr_log(PGBR_LOG_DETAIL, "leave %s: not part of the backed-up tablespace", abspath);
-		else
-			ok = clean_remove(c, abspath, err);
-	}
-	for (size_t i = 0; i < n; i++)
-		pgbr_free(ents[i].name);
-	pgbr_free(ents);
-	return ok;
-}
-
-static bool
-clean_pass(Restore *r, PgbrError *err)
-{
-	Clean		c;
-	char		path[PATH_MAX];
-	bool		ok;
-
-	memset(&c, 0, sizeof(c));
-	c.r = r;
-	pgbr_log(PGBR_LOG_INFO, "remove invalid files/links/paths from '%s'", r->pg_path);
-	if (!miter_open(r, &c.it, err))
-		return false;
-	ok = clean_advance(&c, err) && clean_dir(&c, "", r->pg_path, false, err);
-	miter_close(&c.it);
-	if (!ok)
-		return false;
-	pgbr_log(PGBR_LOG_DETAIL, "removed %" PRIu64 " invalid files/links/paths", c.removed);
-
-	/* until the restore completes, the cluster must not be startable */
-	join(path, sizeof(path), r->pg_path, PG_CONTROL);
-	if (unlink(path) != 0 && errno != ENOENT)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not remove \"%s\"", path);
-	join(path, sizeof(path), r->pg_path, "global");
-	if (access(path, F_OK) == 0 && !pgbr_fsync_dir(path, err))
-		return false;
-	return true;
-}
-
-/* ---------------------------------------------------------------------- */
 /* pass 3: directories and links */
 
 static bool
@@ -925,7 +708,7 @@ restore_dir(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError *
 			return pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not stat \"%s\"", abs);
 		if (!S_ISDIR(st.st_mode))
 		{
-			if (!remove_any(abs, err))
+			if (!restore_remove_any(abs, err))
 				return false;
 			if (mkdir(abs, e->mode ? e->mode : 0700) != 0)
 				return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not create directory \"%s\"", abs);
@@ -941,13 +724,13 @@ restore_dir(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError *
 static bool
 restore_link(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError *err)
 {
-	const char *target = link_target(r, e);
+	const char *target = restore_link_target(r, e);
 	char		have[PATH_MAX];
 	ssize_t		hl = readlink(abs, have, sizeof(have) - 1);
 	char		resolved[PATH_MAX];
 
 	/* the directory a tablespace link points to */
-	if (!is_tablespace_link(e))
+	if (!restore_is_tablespace_link(e))
 		resolved[0] = '\0';
 	else if (target[0] == '/')
 		snprintf(resolved, sizeof(resolved), "%s", target);
@@ -960,7 +743,7 @@ restore_link(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError 
 		slash = strrchr(parent, '/');
 		if (slash)
 			*slash = '\0';
-		join(resolved, sizeof(resolved), parent, target);
+		restore_join(resolved, sizeof(resolved), parent, target);
 	}
 	if (resolved[0] && !make_path(r, resolved, 0700, err))
 		return false;
@@ -971,7 +754,7 @@ restore_link(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError 
 		if (strcmp(have, target) == 0)
 			return true;
 	}
-	if (!remove_any(abs, err))
+	if (!restore_remove_any(abs, err))
 		return false;
 	if (symlink(target, abs) != 0)
 		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not create link \"%s\" to \"%s\"",
@@ -990,533 +773,20 @@ dir_pass(Restore *r, PgbrError *err)
 	int			rc;
 	bool		ok = true;
 
-	if (!miter_open(r, &it, err))
+	if (!restore_miter_open(r, &it, err))
 		return false;
-	while (ok && (rc = miter_next(r, &it, &e, NULL, NULL, err)) > 0)
+	while (ok && (rc = restore_miter_next(r, &it, &e, NULL, NULL, err)) > 0)
 	{
 		char		abs[PATH_MAX];
 
-		join(abs, sizeof(abs), r->pg_path, e.path);
+		restore_join(abs, sizeof(abs), r->pg_path, e.path);
 		if (e.kind == 'd')
 			ok = restore_dir(r, &e, abs, err);
 		else if (e.kind == 'l')
 			ok = restore_link(r, &e, abs, err);
 	}
-	miter_close(&it);
+	restore_miter_close(&it);
 	return ok && !pgbr_error_is_set(err);
-}
-
-/* ---------------------------------------------------------------------- */
-/* pass 4: files */
-
-static void
-progress(Restore *r, const PgbrManifestEntry *e, const char *abs, const char *what)
-{
-	uint64_t	done = __atomic_add_fetch(&r->shared->done_bytes, e->size, __ATOMIC_SEQ_CST);
-	char		size[32],
-				hex[PGBR_SHA256_HEXLEN + 1] = "";
-	double		pct = r->size_total ? 100.0 * (double) done / (double) r->size_total : 100.0;
-
-	if (e->has_sha)
-		pgbr_hex_encode(e->sha256, PGBR_SHA256_LEN, hex);
-	pgbr_size_format(e->size, size, sizeof(size));
-	pgbr_log(PGBR_LOG_DETAIL, "restore file %s%s (%s, %.2f%%)%s%s", abs, what, size,
-			 pct > 100.0 ? 100.0 : pct, hex[0] ? " checksum " : "", hex);
-}
-
-static bool
-set_attrs_fd(Restore *r, int fd, const PgbrManifestEntry *e, const char *abs, PgbrError *err)
-{
-	struct timespec ts[2];
-
-	ts[0].tv_sec = (time_t) e->mtime;
-	ts[0].tv_nsec = 0;
-	ts[1] = ts[0];
-	if (fchmod(fd, e->mode) != 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not set the mode of \"%s\"", abs);
-	if (r->do_chown && fchown(fd, r->uid, r->gid) != 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not change owner of \"%s\"", abs);
-	if (futimens(fd, ts) != 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not set the time of \"%s\"", abs);
-	return true;
-}
-
-/*
- * Delta: does the local file have the manifest's size and SHA-256?
- * 1 yes (its mode, mtime and owner are then set), 0 no, -1 error.
- */
-static int
-local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError *err)
-{
-	struct stat st;
-	int			fd;
-	PgbrSha256 *sha;
-	uint8_t    *chunk;
-	uint8_t		sum[PGBR_SHA256_LEN];
-	bool		ok = true;
-	uint64_t	total = 0;
-
-	if (lstat(abs, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != e->size ||
-		!e->has_sha)
-		return 0;
-	fd = open(abs, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-	{
-		pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", abs);
-		return -1;
-	}
-	sha = pgbr_sha256_create(err);
-	if (sha == NULL)
-	{
-		close(fd);
-		return -1;
-	}
-	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);
-	for (;;)
-	{
-		ssize_t		n = read(fd, chunk, PGBR_CHUNK_SIZE);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-		{
-			ok = pgbr_error_errno(err, PGBR_ERR_FILE_READ, "could not read \"%s\"", abs);
-			break;
-		}
-		if (n == 0)
-			break;
-		pgbr_sha256_update(sha, chunk, (size_t) n);
-		total += (uint64_t) n;
-	}
-	pgbr_free(chunk);
-	pgbr_sha256_final(sha, sum);
-	pgbr_sha256_free(sha);
-	if (!ok)
-	{
-		close(fd);
-		return -1;
-	}
-	if (total != e->size || memcmp(sum, e->sha256, PGBR_SHA256_LEN) != 0)
-	{
-		close(fd);
-		return 0;
-	}
-	if ((st.st_mode & 07777) != e->mode || st.st_mtime != (time_t) e->mtime ||
-		(r->do_chown && (st.st_uid != r->uid || st.st_gid != r->gid)))
-	{
-		if (!set_attrs_fd(r, fd, e, abs, err) || fsync(fd) != 0)
-		{
-			if (!pgbr_error_is_set(err))
-				pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not fsync \"%s\"", abs);
-			close(fd);
-			return -1;
-		}
-	}
-	close(fd);
-	return 1;
-}
-
-/* opens the destination of a file, replacing whatever is in the way */
-static int
-open_dest(const char *abs, PgbrError *err)
-{
-	struct stat st;
-	int			fd;
-
-	if (lstat(abs, &st) == 0 && !S_ISREG(st.st_mode) && !remove_any(abs, err))
-		return -1;
-	fd = open(abs, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not create file \"%s\"", abs);
-	return fd;
-}
-
-static bool
-finish_file(Restore *r, int fd, const PgbrManifestEntry *e, const char *abs, PgbrError *err)
-{
-	if (!set_attrs_fd(r, fd, e, abs, err))
-	{
-		close(fd);
-		return false;
-	}
-	if (fsync(fd) != 0)
-	{
-		pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not fsync \"%s\"", abs);
-		close(fd);
-		return false;
-	}
-	if (close(fd) != 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not write \"%s\"", abs);
-	return true;
-}
-
-static const char *
-data_label(Restore *r, const PgbrManifestEntry *e)
-{
-	return e->reference[0] ? e->reference : r->label;
-}
-
-static void
-backup_name(Restore *r, const PgbrManifestEntry *e, char *out, size_t len)
-{
-	if (e->reference[0] && strcmp(e->reference, r->label) != 0)
-		snprintf(out, len, "backup %s (data in backup %s)", r->label, e->reference);
-	else
-		snprintf(out, len, "backup %s", r->label);
-}
-
-static bool
-send_file_get(Restore *r, PgbrConn *conn, const PgbrManifestEntry *e, const char *line,
-			  size_t len, PgbrError *err)
-{
-	PgbrBuf		b;
-	char	   *l = pgbr_malloc(len + 1);
-	const char *strs[2];
-	bool		ok;
-
-	memcpy(l, line, len);
-	l[len] = '\0';
-	strs[0] = data_label(r, e);
-	strs[1] = l;
-	pgbr_buf_init(&b);
-	pgbr_strs_encode(&b, 2, strs);
-	ok = pgbr_conn_send(conn, PGBR_MSG_FILE_GET, b.data, b.len, err);
-	pgbr_buf_release(&b);
-	pgbr_free(l);
-	return ok;
-}
-
-/*
- * Receives the answer to a FILE_GET into `dest` (abs unless a temporary
- * name is given), verifying the content against the manifest line.
- */
-static bool
-receive_file(Restore *r, PgbrConn *conn, const PgbrManifestEntry *e, const char *abs,
-			 const char *dest, PgbrError *err)
-{
-	PgbrError	e2;
-	PgbrSink   *file = NULL,
-			   *sha = NULL,
-			   *dec = NULL;
-	PgbrBuf		trailer;
-	uint8_t		sum[PGBR_SHA256_LEN];
-	char		bname[200];
-	int			fd;
-	bool		ok = false;
-
-	backup_name(r, e, bname, sizeof(bname));
-	pgbr_error_init(&e2);
-	if (!pgbr_conn_expect_ok(conn, NULL, &e2))
-	{
-		pgbr_error_set(err, e2.code, "could not fetch file \"%s\" of %s: %s", e->path, bname,
-					   e2.message);
-		if (e2.hint[0])
-			pgbr_error_hint(err, "%s", e2.hint);
-		return false;
-	}
-	fd = open_dest(dest, err);
-	if (fd < 0)
-		return false;
-	pgbr_buf_init(&trailer);
-	file = pgbr_sink_fd_create(fd, dest);
-	sha = pgbr_sink_sha256_create(file, err);
-	if (sha == NULL)
-		goto done;
-	if (e->compress == PGBR_COMPRESS_ZST &&
-		(dec = pgbr_sink_zstd_decompress_create(sha, err)) == NULL)
-		goto done;
-	if (!pgbr_conn_recv_stream(conn, dec ? dec : sha, &trailer, &e2))
-	{
-		if (e2.code == PGBR_ERR_FORMAT || e2.code == PGBR_ERR_COMPRESS)
-			pgbr_error_set(err, PGBR_ERR_CHECKSUM,
-						   "file \"%s\" of %s is damaged in the repository: %s", e->path, bname,
-						   e2.message);
-		else
-		{
-			pgbr_error_set(err, e2.code, "could not fetch file \"%s\" of %s: %s", e->path, bname,
-						   e2.message);
-			if (e2.hint[0])
-				pgbr_error_hint(err, "%s", e2.hint);
-		}
-		goto done;
-	}
-	pgbr_sink_sha256_result(sha, sum);
-	if (sha->bytes_in != e->size || !e->has_sha || memcmp(sum, e->sha256, PGBR_SHA256_LEN) != 0)
-	{
-		char		want[PGBR_SHA256_HEXLEN + 1] = "none",
-					got[PGBR_SHA256_HEXLEN + 1];
-
-		if (e->has_sha)
-			pgbr_hex_encode(e->sha256, PGBR_SHA256_LEN, want);
-		pgbr_hex_encode(sum, PGBR_SHA256_LEN, got);
-		pgbr_error_set(err, PGBR_ERR_CHECKSUM,
-					   "file \"%s\" of %s is damaged in the repository: SHA-256 %s, expected %s (%" PRIu64 " of %" PRIu64 " bytes)",
-					   e->path, bname, got, want, sha->bytes_in, e->size);
-		pgbr_error_hint(err, "Run \"pgbr verify\" and restore another backup set with --set.");
-		goto done;
-	}
-	__atomic_add_fetch(&r->shared->fetched_files, 1, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&r->shared->fetched_bytes, e->size, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&r->shared->repo_bytes, dec ? dec->bytes_in : sha->bytes_in,
-					   __ATOMIC_SEQ_CST);
-	ok = true;
-
-done:
-	pgbr_sink_free(dec);
-	pgbr_sink_free(sha);
-	pgbr_sink_free(file);
-	pgbr_buf_release(&trailer);
-	if (!ok)
-	{
-		close(fd);
-		return false;
-	}
-	if (!finish_file(r, fd, e, dest, err))
-		return false;
-	progress(r, e, abs, "");
-	return true;
-}
-
-static bool
-is_empty_sha(const PgbrManifestEntry *e)
-{
-	uint8_t		empty[PGBR_SHA256_LEN];
-
-	if (!e->has_sha)
-		return true;
-	pgbr_sha256("", 0, empty);
-	return memcmp(empty, e->sha256, PGBR_SHA256_LEN) == 0;
-}
-
-typedef struct Pending
-{
-	PgbrManifestEntry e;
-} Pending;
-
-static bool
-files_pass(Restore *r, PgbrConn *conn, PgbrError *err)
-{
-	MIter		it;
-	PgbrManifestEntry e;
-	char	   *line;
-	size_t		len;
-	int			rc;
-	uint64_t	idx = 0;
-	uint64_t	claim = __atomic_fetch_add(&r->shared->next_file, 1, __ATOMIC_SEQ_CST);
-	Pending    *q = pgbr_malloc(sizeof(Pending) * PIPELINE_MAX);
-	int			qhead = 0,
-				qn = 0;
-	bool		ok = true;
-
-	if (!miter_open(r, &it, err))
-	{
-		pgbr_free(q);
-		return false;
-	}
-	while (ok)
-	{
-		char		abs[PATH_MAX];
-
-		if (__atomic_load_n(&r->shared->failures, __ATOMIC_SEQ_CST) > 0)
-			break;				/* another worker failed: stop */
-		rc = miter_next(r, &it, &e, &line, &len, err);
-		if (rc <= 0)
-		{
-			ok = rc == 0;
-			break;
-		}
-		if (e.kind != 'f' || strcmp(e.path, PG_CONTROL) == 0)
-			continue;
-		if (idx++ != claim)
-			continue;
-		claim = __atomic_fetch_add(&r->shared->next_file, 1, __ATOMIC_SEQ_CST);
-		if (strcmp(e.path, TABLESPACE_MAP) == 0)
-		{
-			__atomic_add_fetch(&r->shared->done_bytes, e.size, __ATOMIC_SEQ_CST);
-			continue;
-		}
-		join(abs, sizeof(abs), r->pg_path, e.path);
-
-		if (restore_recovery_preserved(&r->rs, e.path) && access(abs, F_OK) == 0)
-		{
-			pgbr_log(PGBR_LOG_DETAIL, "restore file %s - preserved (type=preserve)", abs);
-			__atomic_add_fetch(&r->shared->done_bytes, e.size, __ATOMIC_SEQ_CST);
-			continue;
-		}
-		if (r->delta)
-		{
-			int			m = local_matches(r, &e, abs, err);
-
-			if (m < 0)
-			{
-				ok = false;
-				break;
-			}
-			if (m > 0)
-			{
-				__atomic_add_fetch(&r->shared->kept_files, 1, __ATOMIC_SEQ_CST);
-				__atomic_add_fetch(&r->shared->kept_bytes, e.size, __ATOMIC_SEQ_CST);
-				progress(r, &e, abs, " - exists and matches backup");
-				continue;
-			}
-		}
-		if (e.size == 0 && is_empty_sha(&e))
-		{
-			int			fd = open_dest(abs, err);
-
-			ok = fd >= 0 && finish_file(r, fd, &e, abs, err);
-			if (ok)
-			{
-				__atomic_add_fetch(&r->shared->fetched_files, 1, __ATOMIC_SEQ_CST);
-				progress(r, &e, abs, "");
-			}
-			continue;
-		}
-
-		/* fetch, with up to PIPELINE_MAX requests in flight */
-		if (qn == PIPELINE_MAX)
-		{
-			Pending    *p = &q[qhead];
-			char		pabs[PATH_MAX];
-
-			join(pabs, sizeof(pabs), r->pg_path, p->e.path);
-			ok = receive_file(r, conn, &p->e, pabs, pabs, err);
-			qhead = (qhead + 1) % PIPELINE_MAX;
-			qn--;
-			if (!ok)
-				break;
-		}
-		if (!send_file_get(r, conn, &e, line, len, err))
-		{
-			ok = false;
-			break;
-		}
-		q[(qhead + qn) % PIPELINE_MAX].e = e;
-		qn++;
-	}
-	while (ok && qn > 0)
-	{
-		Pending    *p = &q[qhead];
-		char		pabs[PATH_MAX];
-
-		if (__atomic_load_n(&r->shared->failures, __ATOMIC_SEQ_CST) > 0)
-			break;
-		join(pabs, sizeof(pabs), r->pg_path, p->e.path);
-		ok = receive_file(r, conn, &p->e, pabs, pabs, err);
-		qhead = (qhead + 1) % PIPELINE_MAX;
-		qn--;
-	}
-	miter_close(&it);
-	pgbr_free(q);
-	return ok;
-}
-
-static void
-record_failure(Restore *r, int worker, const PgbrError *e)
-{
-	WorkerError *we = &r->shared->errors[worker];
-	int32_t		seq;
-
-	we->code = e->code ? e->code : PGBR_ERR_RESTORE;
-	snprintf(we->message, sizeof(we->message), "%s", e->message);
-	snprintf(we->hint, sizeof(we->hint), "%s", e->hint);
-	seq = __atomic_fetch_add(&r->shared->failures, 1, __ATOMIC_SEQ_CST);
-	if (seq == 0)
-		__atomic_store_n(&r->shared->first_failed, worker, __ATOMIC_SEQ_CST);
-}
-
-/* one worker: its own session, then its share of the files */
-static bool
-run_worker(Restore *r, int worker)
-{
-	PgbrError	err;
-	SSL_CTX    *tls;
-	PgbrConn   *conn;
-	bool		ok;
-
-	pgbr_error_init(&err);
-	pgbr_log_set_process(worker + 1);
-	conn = tool_connect(r->ctx, "restore", true, &tls, &err);
-	ok = conn != NULL && files_pass(r, conn, &err);
-	if (conn)
-		tool_disconnect(conn, tls);
-	if (!ok)
-		record_failure(r, worker, &err);
-	pgbr_log_set_process(0);
-	return ok;
-}
-
-static bool
-workers_run(Restore *r, PgbrError *err)
-{
-	pid_t		pids[WORKERS_MAX];
-	int			n = r->process_max;
-	bool		crashed = false;
-	char		crash[256] = "";
-	pid_t		parent = getpid();
-
-	r->shared->first_failed = -1;
-	if (n == 1)
-		run_worker(r, 0);
-	else
-	{
-		fflush(NULL);
-		for (int i = 0; i < n; i++)
-		{
-			pids[i] = fork();
-			if (pids[i] < 0)
-			{
-				PgbrError	e;
-
-				pgbr_error_init(&e);
-				pgbr_error_errno(&e, PGBR_ERR_RESTORE, "could not start restore worker %d", i + 1);
-				record_failure(r, i, &e);
-				n = i;
-				break;
-			}
-			if (pids[i] == 0)
-			{
-				signal(SIGINT, SIG_DFL);
-				signal(SIGTERM, SIG_DFL);
-				/* a worker does not outlive the restore */
-				(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-				if (getppid() != parent)
-					_exit(1);
-				_exit(run_worker(r, i) ? 0 : 1);
-			}
-		}
-		for (int i = 0; i < n; i++)
-		{
-			int			status;
-
-			while (waitpid(pids[i], &status, 0) < 0)
-			{
-				if (errno != EINTR)
-				{
-					status = 0;
-					break;
-				}
-			}
-			if (WIFSIGNALED(status) && !crashed)
-			{
-				crashed = true;
-				snprintf(crash, sizeof(crash), "restore worker %d (pid %d) was terminated by signal %d",
-						 i + 1, (int) pids[i], WTERMSIG(status));
-			}
-		}
-	}
-	if (r->shared->failures > 0 && r->shared->first_failed >= 0)
-	{
-		WorkerError *we = &r->shared->errors[r->shared->first_failed];
-
-		pgbr_error_set(err, we->code, "%s", we->message);
-		if (we->hint[0])
-			pgbr_error_hint(err, "%s", we->hint);
-		return false;
-	}
-	if (crashed)
-		return pgbr_error_set(err, PGBR_ERR_RESTORE, "%s", crash);
-	return true;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1530,24 +800,24 @@ sync_pass(Restore *r, PgbrError *err)
 	int			rc;
 	bool		ok = true;
 
-	if (!miter_open(r, &it, err))
+	if (!restore_miter_open(r, &it, err))
 		return false;
-	while (ok && (rc = miter_next(r, &it, &e, NULL, NULL, err)) > 0)
+	while (ok && (rc = restore_miter_next(r, &it, &e, NULL, NULL, err)) > 0)
 	{
 		char		abs[PATH_MAX];
 
 		if (e.kind == 'f')
 			continue;
-		join(abs, sizeof(abs), r->pg_path, e.path);
-		if (e.kind == 'l' && !is_tablespace_link(&e))
+		restore_join(abs, sizeof(abs), r->pg_path, e.path);
+		if (e.kind == 'l' && !restore_is_tablespace_link(&e))
 			continue;			/* the directory holding it is synced */
 		ok = pgbr_fsync_dir(abs, err);	/* a link: the directory it points to */
-		if (ok && e.kind == 'l' && link_target(r, &e)[0] == '/')
+		if (ok && e.kind == 'l' && restore_link_target(r, &e)[0] == '/')
 		{
 			char		parent[PATH_MAX];
 			char	   *slash;
 
-			snprintf(parent, sizeof(parent), "%s", link_target(r, &e));
+			snprintf(parent, sizeof(parent), "%s", restore_link_target(r, &e));
 			slash = strrchr(parent, '/');
 			if (slash && slash != parent)
 			{
@@ -1556,48 +826,10 @@ sync_pass(Restore *r, PgbrError *err)
 			}
 		}
 	}
-	miter_close(&it);
+	restore_miter_close(&it);
 	if (!ok || pgbr_error_is_set(err))
 		return false;
 	return pgbr_fsync_dir(r->pg_path, err);
-}
-
-static bool
-restore_pg_control(Restore *r, PgbrError *err)
-{
-	PgbrManifestEntry e;
-	SSL_CTX    *tls;
-	PgbrConn   *conn;
-	char		abs[PATH_MAX],
-				tmp[PATH_MAX],
-				dir[PATH_MAX];
-	bool		ok;
-
-	if (!pgbr_manifest_entry_parse(r->pg_control_line, strlen(r->pg_control_line), &e, err))
-		return false;
-	pgbr_log(PGBR_LOG_INFO, "restore %s (performed last to ensure aborted restores cannot be started)",
-			 PG_CONTROL);
-	join(abs, sizeof(abs), r->pg_path, PG_CONTROL);
-	snprintf(tmp, sizeof(tmp), "%s.pgbr.tmp", abs);
-	join(dir, sizeof(dir), r->pg_path, "global");
-	conn = tool_connect(r->ctx, "restore", true, &tls, err);
-	if (conn == NULL)
-		return false;
-	ok = send_file_get(r, conn, &e, r->pg_control_line, strlen(r->pg_control_line), err) &&
-		receive_file(r, conn, &e, abs, tmp, err);
-	tool_disconnect(conn, tls);
-	if (!ok)
-	{
-		unlink(tmp);
-		return false;
-	}
-	if (rename(tmp, abs) != 0)
-	{
-		pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not rename \"%s\" to \"%s\"", tmp, abs);
-		unlink(tmp);
-		return false;
-	}
-	return pgbr_fsync_dir(dir, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1605,7 +837,7 @@ restore_pg_control(Restore *r, PgbrError *err)
 int
 cmd_restore(ToolContext *ctx, PgbrError *err)
 {
-	static const char *const opts[] = {"config", "delta", "pg1-path", "process-max",
+	static const char *const opts[] = {"config", "delta", "force", "pg1-path", "process-max",
 		"recovery-option", "repo1-host", "set", "stanza", "tablespace-map", "target",
 	"target-action", "target-exclusive", "target-timeline", "type", NULL};
 	Restore		r;
@@ -1651,9 +883,9 @@ cmd_restore(ToolContext *ctx, PgbrError *err)
 
 	if (!plan_pass(&r, err))
 		goto done;
-	if (r.delta && !clean_pass(&r, err))
+	if (r.delta && !restore_clean_pass(&r, err))
 		goto done;
-	if (!dir_pass(&r, err) || !workers_run(&r, err))
+	if (!dir_pass(&r, err) || !restore_workers_run(&r, err))
 		goto done;
 	if (!restore_recovery_write(&r.rs, err))
 		goto done;
