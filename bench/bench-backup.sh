@@ -813,11 +813,14 @@ check_damage_repaired() {   # key restored dir
 	fi
 }
 
-restore_one() {   # pgBackRest|pgbr dataset dir [--delta]
+restore_one() {   # pgBackRest|pgbr dataset dir ["--delta" | "--delta --force"]
 	local tool=$1 ds=$2 dir=$3 delta=${4:-} kind=restore st
 	st=$(stanza "$ds")
-	[ -n "$delta" ] && kind='delta'
-	# shellcheck disable=SC2086  # $delta: empty or --delta
+	case $delta in
+		*--force*) kind='dforce' ;;
+		--delta) kind='delta' ;;
+	esac
+	# shellcheck disable=SC2086  # $delta: empty, --delta or --delta --force
 	if [ "$tool" = pgBackRest ]; then
 		run_timed "$kind/pgBackRest/$ds" "$BENCH/logs/$kind-pgbackrest-$ds.log" \
 			as_user timeout 900 "$PGBACKREST" --config="$PBR_PG_CONF" --stanza="$st" --pg1-path="$dir" \
@@ -855,6 +858,16 @@ do_restores() {   # dataset repetition (odd: pgBackRest first, even: pgbr first)
 	case "${CHECKED[delta/pgBackRest/$ds]:-}" in NOT*) ;; *) check_damage_repaired "delta/pgBackRest/$ds" "$dpbr" ;; esac
 	case "${CHECKED[delta/pgbr/$ds]:-}" in NOT*) ;; *) check_damage_repaired "delta/pgbr/$ds" "$dpgbr" ;; esac
 	NOTE[delta/pgbr/$ds]+="; $(grep -o -E 'fetched = .*' "$BENCH/logs/delta-pgbr-$ds.log" | tail -1)"
+
+	# the same damage again, repaired by --delta --force (pgBackRest's: size
+	# and modification time decide, no checksum is read)
+	pick_small_files "$dpgbr"
+	damage "$dpbr"
+	damage "$dpgbr"
+	restore_one "$first" "$ds" "${dir[$first]}" "--delta --force"
+	restore_one "$second" "$ds" "${dir[$second]}" "--delta --force"
+	case "${CHECKED[dforce/pgBackRest/$ds]:-}" in NOT*) ;; *) check_damage_repaired "dforce/pgBackRest/$ds" "$dpbr" ;; esac
+	case "${CHECKED[dforce/pgbr/$ds]:-}" in NOT*) ;; *) check_damage_repaired "dforce/pgbr/$ds" "$dpgbr" ;; esac
 
 	# pgbr's restored pgbench cluster: starts, recovers through archive-get, counts
 	if [ "$ds" = pgbench ] && [ "$rep" -eq "$REPEAT" ] && [ "${RCODE[delta/pgbr/$ds]}" = 0 ]; then
@@ -1012,11 +1025,11 @@ REPORT=$BENCH/results.txt
 	done
 	echo "(pg_basebackup size: base.tar.zst + the uncompressed pg_wal.tar of -X stream; tar|zstd: pg_wal excluded, a reference)"
 	echo
-	echo "B. Restores (median of $REPEAT runs; into an empty directory; delta: after 3 small files changed, --delta, both compare checksums)"
+	echo "B. Restores (median of $REPEAT runs; into an empty directory; delta: after 3 small files changed, --delta, both compare checksums; dforce: the same with --delta --force, size and mtime only)"
 	printf '%-14s %-8s %-7s %9s %10s %9s %9s  %s\n' tool dataset kind seconds "size MiB" "vs pgBR" "vs full" "goal met"
 	printf '%-14s %-8s %-7s %9s %10s %9s %9s  %s\n' -------------- -------- ------- --------- ---------- --------- --------- --------
 	for ds in "${ALL_SETS[@]}"; do
-		for kind in restore delta; do
+		for kind in restore delta dforce; do
 			for tool in pgBackRest pgbr; do
 				k=$kind/$tool/$ds
 				[ -n "${T[$k]:-}" ] || continue
@@ -1027,12 +1040,14 @@ REPORT=$BENCH/results.txt
 				if [ "$tool" = pgbr ]; then
 					if [ "$kind" = restore ]; then
 						g="<=0.7x pgBR: $(goal "$t" "$pb" 0.7)"
+					elif [ "$kind" = dforce ]; then
+						g="(no goal: pgBackRest's --force mode)"
 					else
 						g="<=0.7x pgBR: $(goal "$t" "$pb" 0.7); <=0.2x own full: $(goal "$t" "$full" 0.2)"
 					fi
 				fi
 				[ "${RCODE[$k]}" = 0 ] || g="FAILED $g"
-				if [ "$kind" = delta ]; then vf=$(ratio "$t" "$full"); else vf=-; fi
+				if [ "$kind" != restore ]; then vf=$(ratio "$t" "$full"); else vf=-; fi
 				printf '%-14s %-8s %-7s %9s %10s %9s %9s  %s\n' "$tool" "$ds" "$kind" "$(fmt_s "${T[$k]}")" \
 					"$(fmt_mib "${SIZE[$k]:-}")" "$(ratio "$t" "$pb")" "$vf" "$g"
 			done

@@ -101,6 +101,7 @@ static const OptDef opt_defs[] = {
 	I("archive-push-queue", "8", 0, 64),
 	I("io-timeout", "30", 1, 3600),
 	B("delta", "n"),
+	B("force", "n"),			/* with delta: size and mtime, not SHA-256 */
 	M("recovery-option"),
 	M("tablespace-map"),
 	E("type", NULL, "full|diff|incr|default|standby|immediate|time|xid|lsn|name|preserve|none"),

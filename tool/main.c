@@ -32,7 +32,7 @@ static const CommandDef commands[] = {
 	{"archive-get", cmd_archive_get, "fetch a WAL file for restore_command: archive-get WAL PATH", false},
 	{"backup", cmd_backup, "run a backup in the cluster at pg1: --type=full|diff|incr", false},
 	{"info", cmd_info, "list the backups and WAL archive of the stanza (--output=text|json)", false},
-	{"restore", cmd_restore, "restore a backup into pg1-path (--set, --delta, --type, --target ...)", false},
+	{"restore", cmd_restore, "restore a backup into pg1-path (--set, --delta [--force], --type, --target ...)", false},
 	{"verify", cmd_verify, "check every file of the stanza in the repository", false},
 	{"expire", cmd_expire, "apply the repository's retention now", false},
 };
