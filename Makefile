@@ -119,7 +119,11 @@ bench-wal:
 bench-backup:
 	bash bench/bench-backup.sh
 
-.PHONY: unit storage-conformance install-programs uninstall-programs bench bench-wal bench-backup
+# posix repository against an S3 bucket (a Ceph RGW it starts on 127.0.0.1)
+bench-s3:
+	bash bench/bench-s3.sh
+
+.PHONY: unit storage-conformance install-programs uninstall-programs bench bench-wal bench-backup bench-s3
 
 EXTRA_CLEAN = pgbr-server pgbr common/fe repo-server/*.fe.o tool/*.fe.o $(UNIT_BINS) tmp_check \
 	regress/storage-conformance
