@@ -62,18 +62,29 @@ send_file_range(Session *sess, const char *path, uint64_t offset, uint64_t lengt
 	return ok;
 }
 
+/*
+ * The directory of a committed backup.  A restore asks for hundreds of files
+ * of one backup in a session (a process of its own): the manifest is looked
+ * for once, not once a file (on s3 each look is a request).
+ */
 static bool
 backup_dir(Session *sess, const char *label, char *out, PgbrError *err)
 {
+	static char seen[PGBR_NAME_MAX + 1];
 	char		m[REPO_PATH_MAX];
 	bool		exists;
 
 	if (!pgbr_label_valid(label))
 		return pgbr_error_set(err, PGBR_ERR_FORMAT, "invalid backup label \"%s\"", label);
-	if (!storage_path(out, err, "%s/backup/%s", sess->stanza, label) ||
-		!storage_path(m, err, "%s/manifest", out) ||
+	if (!storage_path(out, err, "%s/backup/%s", sess->stanza, label))
+		return false;
+	if (strcmp(seen, label) == 0)
+		return true;
+	if (!storage_path(m, err, "%s/manifest", out) ||
 		!storage_exists(sess->st, m, &exists, err))
 		return false;
+	if (exists)
+		snprintf(seen, sizeof(seen), "%s", label);
 	if (!exists)
 		return pgbr_error_set(err, PGBR_ERR_NOT_FOUND, "backup %s does not exist in stanza \"%s\"",
 							  label, sess->stanza);
