@@ -5,6 +5,7 @@
  */
 #include "pgbr_sink.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -233,6 +234,15 @@ pgbr_sink_zstd_compress_expect(PgbrSink *sink, uint64_t size)
 	s->whole_in.src = s->whole;
 	s->whole_in.size = 0;
 	s->whole_in.pos = 0;
+}
+
+bool
+pgbr_sink_zstd_compress_job_size(PgbrSink *sink, size_t bytes)
+{
+	ZstdSink   *s = (ZstdSink *) sink;
+
+	return s->threaded && bytes <= INT_MAX &&
+		!ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_jobSize, (int) bytes));
 }
 
 static bool

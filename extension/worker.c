@@ -460,7 +460,13 @@ wait_archive(TimeLineID start_tli, XLogSegNo start_seg, TimeLineID stop_tli, XLo
 													   (int64) timeout_s * 1000);
 	TimestampTz say_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
 	bool		said = false;
+	int			nap_ms = 10;
 
+	/*
+	 * The archiver was woken when pg_backup_stop switched segments and
+	 * usually pushes the last one within milliseconds: look again soon,
+	 * then less often.
+	 */
 	for (XLogSegNo seg = start_seg; seg <= stop_seg; seg++)
 	{
 		char		name[MAXFNAMELEN];
@@ -497,8 +503,9 @@ wait_archive(TimeLineID start_tli, XLogSegNo start_seg, TimeLineID stop_tli, XLo
 						 errmsg("WAL segment %s was not archived before the %d s archive-timeout",
 								name, timeout_s),
 						 errhint("Check archive_mode, archive_library = 'pgbr' and pg_stat_archiver; the backup is not usable without its WAL.")));
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 200,
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap_ms,
 							 PG_WAIT_EXTENSION);
+			nap_ms = Min(nap_ms * 2, 200);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}

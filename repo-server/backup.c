@@ -32,6 +32,65 @@
 static bool backup_begin(Session *sess);
 static bool backup_join(Session *sess);
 static bool backup_file_put(Session *sess);
+static bool flush_part(BackupSession *b, PgbrError *err);
+
+/*
+ * What a session writes once per file -- its part's manifest line, and a
+ * small file's content in the open bundle -- is gathered here and written
+ * in pieces of WRITE_GATHER bytes: with ten thousand tables, one write per
+ * file and per line cost more than everything else the server does.  The
+ * session's BackupSession is the first member, so the buffers live and
+ * die with it.
+ *
+ * A file is answered OK before its bytes reach storage, as it already was
+ * before they were durable (that happens at BACKUP_END).  A gathered write
+ * that fails loses files already answered, so the failure sticks: every
+ * later FILE_PUT and BACKUP_END of the session is refused with it, and a
+ * joined session's part is not committed.
+ */
+#define WRITE_GATHER	(256 * 1024)
+
+typedef struct BackupSessionGather
+{
+	BackupSession b;
+	PgbrBuf		part_out;		/* lines for b.part */
+	PgbrBuf		bundle_out;		/* content for b.bundle_file */
+	PgbrError	lost;			/* a gathered write failed */
+} BackupSessionGather;
+
+static BackupSessionGather *
+gather(BackupSession *b)
+{
+	return (BackupSessionGather *) b;
+}
+
+/* writes what was gathered for f; a failure sticks (see above) */
+static bool
+gather_flush(BackupSession *b, StorageFile *f, PgbrBuf *out, PgbrError *err)
+{
+	BackupSessionGather *g = gather(b);
+	bool		ok = true;
+
+	if (pgbr_error_is_set(&g->lost))
+		ok = false;
+	else if (out->len > 0 && !storage_write(f, out->data, out->len, &g->lost))
+		ok = false;
+	pgbr_buf_reset(out);
+	if (!ok && !pgbr_error_is_set(err))
+		*err = g->lost;
+	return ok;
+}
+
+/* true when a gathered write failed; err then says why */
+static bool
+gather_lost(BackupSession *b, PgbrError *err)
+{
+	if (!pgbr_error_is_set(&gather(b)->lost))
+		return false;
+	if (!pgbr_error_is_set(err))
+		*err = gather(b)->lost;
+	return true;
+}
 
 bool
 backup_dispatch(Session *sess, const PgbrFrameHeader *hdr)
@@ -47,6 +106,10 @@ backup_dispatch(Session *sess, const PgbrFrameHeader *hdr)
 		case PGBR_MSG_FILE_PUT:
 			return backup_file_put(sess);
 		case PGBR_MSG_BACKUP_END:
+			/* the part is committed there: its lines first */
+			pgbr_error_init(&err);
+			if (sess->backup && !flush_part(sess->backup, &err))
+				return session_refuse(sess, &err);
 			return backup_end(sess);
 		case PGBR_MSG_BACKUP_ABORT:
 			return backup_abort(sess);
@@ -72,10 +135,14 @@ backup_dispatch(Session *sess, const PgbrFrameHeader *hdr)
 static BackupSession *
 backup_session_new(void)
 {
-	BackupSession *b = pgbr_malloc(sizeof(BackupSession));
+	BackupSessionGather *g = pgbr_malloc(sizeof(BackupSessionGather));
+	BackupSession *b = &g->b;
 	uint8_t		rnd[4];
 
-	memset(b, 0, sizeof(BackupSession));
+	memset(g, 0, sizeof(BackupSessionGather));
+	pgbr_buf_init(&g->part_out);
+	pgbr_buf_init(&g->bundle_out);
+	pgbr_error_init(&g->lost);
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		memset(rnd, 0, sizeof(rnd));
 	snprintf(b->id, sizeof(b->id), "%d-%02x%02x%02x%02x", (int) getpid(), rnd[0], rnd[1], rnd[2],
@@ -90,7 +157,15 @@ close_bundle(BackupSession *b, PgbrError *err)
 	bool		ok = true;
 
 	if (b->bundle_file)
-		ok = storage_commit(b->bundle_file, err);
+	{
+		if (gather_flush(b, b->bundle_file, &gather(b)->bundle_out, err))
+			ok = storage_commit(b->bundle_file, err);
+		else
+		{
+			storage_discard(b->bundle_file);
+			ok = false;
+		}
+	}
 	b->bundle_file = NULL;
 	b->bundle[0] = '\0';
 	b->bundle_size = 0;
@@ -108,7 +183,9 @@ backup_session_free(Session *sess)
 	storage_discard(b->part);
 	storage_unlock(b->lock);
 	pgbr_buf_release(&b->line);
-	pgbr_free(b);
+	pgbr_buf_release(&gather(b)->part_out);
+	pgbr_buf_release(&gather(b)->bundle_out);
+	pgbr_free(gather(b));
 	sess->backup = NULL;
 }
 
@@ -118,10 +195,24 @@ finish_joined(Session *sess, BackupSession *b)
 {
 	PgbrError	err;
 	StorageFile *part = b->part;
+	bool		ok;
 
+	/* lines or files lost (a gathered write failed): the part is not committed */
 	pgbr_error_init(&err);
+	ok = flush_part(b, &err);
 	b->part = NULL;
-	if (!close_bundle(b, &err) || !storage_commit(part, &err))
+	if (ok)
+		ok = close_bundle(b, &err);
+	else
+	{
+		storage_discard(b->bundle_file);
+		b->bundle_file = NULL;
+	}
+	if (ok)
+		ok = storage_commit(part, &err);
+	else
+		storage_discard(part);
+	if (!ok)
 		pgbr_log(PGBR_LOG_WARN, "backup %s of stanza \"%s\": the files of this session are lost: %s",
 				 b->label, sess->stanza, err.message);
 }
@@ -153,6 +244,8 @@ backup_session_cleanup(Session *sess)
 		storage_discard(b->part);
 		b->bundle_file = NULL;
 		b->part = NULL;
+		pgbr_buf_reset(&gather(b)->part_out);
+		pgbr_buf_reset(&gather(b)->bundle_out);
 		if (!storage_path(token, &err, "%s/.token", b->dir) ||
 			!storage_remove(sess->st, token, &err) ||
 			!wait_for_sessions(sess, b, 30, false, &err) ||
@@ -554,6 +647,18 @@ parse_trailer(const PgbrBuf *in, PgbrManifestEntry *e, PgbrError *err)
 	return true;
 }
 
+/* content for f: gathered when f is the open bundle */
+static bool
+target_write(BackupSession *b, StorageFile *f, const void *data, size_t len, PgbrError *err)
+{
+	PgbrBuf    *out = &gather(b)->bundle_out;
+
+	if (f != b->bundle_file)
+		return storage_write(f, data, len, err);
+	pgbr_buf_put(out, data, len);
+	return out->len < WRITE_GATHER || gather_flush(b, f, out, err);
+}
+
 /* receives the content; false = connection unusable, refusal in verr */
 static bool
 receive_file(Session *sess, PgbrManifestEntry *e, StorageFile *f, PgbrError *verr)
@@ -575,7 +680,7 @@ receive_file(Session *sess, PgbrManifestEntry *e, StorageFile *f, PgbrError *ver
 		if (hdr.type == PGBR_MSG_DATA)
 		{
 			if (!pgbr_error_is_set(verr) &&
-				storage_write(f, sess->in.data, sess->in.len, verr))
+				target_write(sess->backup, f, sess->in.data, sess->in.len, verr))
 				stored += sess->in.len;
 			continue;
 		}
@@ -592,12 +697,22 @@ receive_file(Session *sess, PgbrManifestEntry *e, StorageFile *f, PgbrError *ver
 	}
 }
 
+/* writes the part's gathered lines */
+static bool
+flush_part(BackupSession *b, PgbrError *err)
+{
+	if (b->part == NULL)
+		return !gather_lost(b, err);
+	return gather_flush(b, b->part, &gather(b)->part_out, err);
+}
+
 static bool
 write_part_line(BackupSession *b, const PgbrManifestEntry *e, PgbrError *err)
 {
-	pgbr_buf_reset(&b->line);
-	pgbr_manifest_entry_format(e, &b->line);
-	if (!storage_write(b->part, b->line.data, b->line.len, err))
+	PgbrBuf    *out = &gather(b)->part_out;
+
+	pgbr_manifest_entry_format(e, out);
+	if (out->len >= WRITE_GATHER && !flush_part(b, err))
 		return false;
 	b->last = *e;
 	b->have_last = true;
@@ -626,6 +741,8 @@ backup_file_put(Session *sess)
 		pgbr_error_set(&err, PGBR_ERR_PROTOCOL, "FILE_PUT outside a backup");
 		return (!has_data || session_drain_stream(sess)) && session_refuse(sess, &err) && false;
 	}
+	if (gather_lost(b, &err))
+		return (!has_data || session_drain_stream(sess)) && session_refuse(sess, &err) && false;
 	if (b->have_last && pgbr_manifest_cmp(b->last.path, b->last.kind, e.path, e.kind) >= 0)
 	{
 		pgbr_error_set(&err, PGBR_ERR_PROTOCOL, "\"%s\" sent after \"%s\": files must come in walk order",
