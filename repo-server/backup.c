@@ -147,7 +147,6 @@ backup_session_new(void)
 		memset(rnd, 0, sizeof(rnd));
 	snprintf(b->id, sizeof(b->id), "%d-%02x%02x%02x%02x", (int) getpid(), rnd[0], rnd[1], rnd[2],
 			 rnd[3]);
-	pgbr_buf_init(&b->line);
 	return b;
 }
 
@@ -182,7 +181,6 @@ backup_session_free(Session *sess)
 	storage_discard(b->bundle_file);
 	storage_discard(b->part);
 	storage_unlock(b->lock);
-	pgbr_buf_release(&b->line);
 	pgbr_buf_release(&gather(b)->part_out);
 	pgbr_buf_release(&gather(b)->bundle_out);
 	pgbr_free(gather(b));

@@ -32,7 +32,6 @@ typedef struct BackupSession
 	uint64_t	bundle_max;		/* a bundle is closed beyond this size */
 	int64_t		running_checked;	/* when the token was last seen (s) */
 	char		reference_ok[PGBR_NAME_MAX + 1];	/* last prior found */
-	PgbrBuf		line;
 } BackupSession;
 
 /* backup.c */
