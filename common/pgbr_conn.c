@@ -501,6 +501,17 @@ conn_read(PgbrConn *conn, void *dst, size_t n, PgbrError *err)
 				continue;
 			}
 		}
+		/*
+		 * Nothing to read yet: what is queued goes out before we wait (the
+		 * peer may be waiting for it).  Answers to requests that arrived
+		 * together leave together.
+		 */
+		if (rc <= 0 && conn->out.len > 0 && SSL_get_error(conn->ssl, rc) == SSL_ERROR_WANT_READ)
+		{
+			if (!pgbr_conn_flush(conn, err))
+				return false;
+			continue;
+		}
 		if (!ssl_retry(conn, rc, "to send data", err))
 			return false;
 	}
@@ -512,8 +523,6 @@ pgbr_conn_recv(PgbrConn *conn, PgbrFrameHeader *hdr, PgbrBuf *payload, PgbrError
 {
 	uint8_t		raw[PGBR_FRAME_HEADER_SIZE];
 
-	if (conn->out.len > 0 && !pgbr_conn_flush(conn, err))
-		return false;
 	if (conn->broken)
 		return pgbr_error_set(err, PGBR_ERR_PROTOCOL, "connection to %s is broken", conn->peer);
 	if (!conn_read(conn, raw, sizeof(raw), err))

@@ -55,7 +55,7 @@ extern void pgbr_conn_set_wait(PgbrConn *conn, PgbrWaitFn wait, void *wait_arg);
 /* "host:port" of the peer, for messages */
 extern const char *pgbr_conn_peer(PgbrConn *conn);
 
-/* queues a frame; sent when the buffer fills, on flush, or before a receive */
+/* queues a frame; sent when the buffer fills, on flush, or when a receive would wait */
 extern bool pgbr_conn_send(PgbrConn *conn, uint8_t type, const void *payload, size_t len,
 						   PgbrError *err);
 extern bool pgbr_conn_flush(PgbrConn *conn, PgbrError *err);

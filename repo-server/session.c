@@ -24,9 +24,9 @@ session_ok(Session *sess, const void *body, size_t len)
 {
 	PgbrError	err;
 
+	/* queued: it leaves when the session next waits for the client */
 	pgbr_error_init(&err);
-	if (!pgbr_conn_send(sess->conn, PGBR_MSG_OK, body, len, &err) ||
-		!pgbr_conn_flush(sess->conn, &err))
+	if (!pgbr_conn_send(sess->conn, PGBR_MSG_OK, body, len, &err))
 	{
 		pgbr_log(PGBR_LOG_WARN, "%s: %s", sess->peer, err.message);
 		return false;
@@ -248,6 +248,8 @@ session_run(const ServerSettings *s, int fd)
 			break;
 	}
 	backup_session_cleanup(&sess);
+	pgbr_error_init(&err);
+	(void) pgbr_conn_flush(sess.conn, &err);	/* a last answer still queued */
 	pgbr_conn_free(sess.conn);
 	storage_close(sess.st);
 	pgbr_buf_release(&sess.in);
