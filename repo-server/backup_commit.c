@@ -10,9 +10,7 @@
  */
 #include "backup.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -205,9 +203,7 @@ merge_parts(Session *sess, BackupSession *b, Totals *t, StorageFile *out, PgbrEr
 static bool
 joined_process_gone(Session *sess, BackupSession *b, const char *marker)
 {
-	char		path[REPO_PATH_MAX],
-				host[256] = "",
-				want[300];
+	char		path[REPO_PATH_MAX];
 	PgbrBuf		body;
 	PgbrError	err;
 	bool		missing;
@@ -215,18 +211,19 @@ joined_process_gone(Session *sess, BackupSession *b, const char *marker)
 
 	pgbr_error_init(&err);
 	pgbr_buf_init(&body);
-	gethostname(host, sizeof(host) - 1);
-	snprintf(want, sizeof(want), "host=%s\npid=", host);
 	if (storage_path(path, &err, "%s/%s", b->dir, marker) &&
 		storage_get(sess->st, path, 1024, &body, &missing, &err) && !missing)
 	{
-		pgbr_buf_put_u8(&body, '\0');
-		if (strncmp((char *) body.data, want, strlen(want)) == 0)
-		{
-			long		pid = strtol((char *) body.data + strlen(want), NULL, 10);
+		/* "host=<host>\npid=<pid>\n", written by backup_join */
+		char	   *text,
+				   *nl;
 
-			gone = pid > 0 && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
-		}
+		pgbr_buf_put_u8(&body, '\0');
+		text = (char *) body.data;
+		nl = strchr(text, '\n');
+		if (strncmp(text, "host=", 5) == 0 && nl && strncmp(nl + 1, "pid=", 4) == 0)
+			gone = storage_process_gone(text + 5, (size_t) (nl - text - 5),
+										strtol(nl + 5, NULL, 10));
 	}
 	pgbr_buf_release(&body);
 	return gone;

@@ -6,8 +6,11 @@
  */
 #include "storage.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* the driver-specific handles all start with this */
 typedef struct StorageHandle
@@ -196,6 +199,17 @@ ssize_t
 storage_read_source(void *arg, void *buf, size_t len, PgbrError *err)
 {
 	return storage_read((StorageRead *) arg, buf, len, err);
+}
+
+bool
+storage_process_gone(const char *host, size_t hostlen, long pid)
+{
+	char		here[256] = "";
+
+	if (gethostname(here, sizeof(here) - 1) != 0 || strlen(here) != hostlen ||
+		strncmp(here, host, hostlen) != 0)
+		return false;
+	return pid > 0 && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
 }
 
 bool

@@ -161,6 +161,13 @@ extern bool storage_get(Storage *st, const char *path, size_t max, PgbrBuf *out,
 /* a PgbrLineSource (pgbr_manifest.h) reading the StorageRead given as arg */
 extern ssize_t storage_read_source(void *arg, void *buf, size_t len, PgbrError *err);
 
+/*
+ * Whether host (hostlen bytes, not terminated) is this host and pid a
+ * process that no longer exists there: a lock entry or a backup session it
+ * left behind can be disregarded at once.  False when it cannot be told.
+ */
+extern bool storage_process_gone(const char *host, size_t hostlen, long pid);
+
 /* snprintf into a STORAGE_PATH_MAX buffer; false (err set) if it does not fit */
 extern bool storage_path(char *out, PgbrError *err, const char *fmt,...) PGBR_PRINTF(3, 4);
 

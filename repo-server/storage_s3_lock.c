@@ -17,9 +17,7 @@
 #include "storage_s3_int.h"
 #include "pgbr_log.h"
 
-#include <errno.h>
 #include <openssl/rand.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -50,22 +48,14 @@ typedef struct LockScan
 static bool
 owner_gone(const char *owner)
 {
-	char		host[128] = "localhost";
 	const char *rnd = strrchr(owner, '-');
 	const char *p;
-	size_t		hlen = strlen(host);
-	long		pid;
 
-	gethostname(host, sizeof(host) - 1);
-	hlen = strlen(host);
 	if (rnd == NULL || rnd == owner)
 		return false;
 	for (p = rnd - 1; p > owner && *p != '-'; p--)
 		;
-	if (*p != '-' || (size_t) (p - owner) != hlen || strncmp(owner, host, hlen) != 0)
-		return false;
-	pid = strtol(p + 1, NULL, 10);
-	return pid > 0 && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
+	return *p == '-' && storage_process_gone(owner, (size_t) (p - owner), strtol(p + 1, NULL, 10));
 }
 
 static bool

@@ -12,11 +12,8 @@
 #include "repo.h"
 #include "pgbr_wal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <unistd.h>
 
 static bool
 load_stanza(Session *sess, PgbrStanzaMsg *m, PgbrError *err)
