@@ -14,6 +14,7 @@
  * refuse to start with two recovery targets.
  */
 #include "restore.h"
+#include "pgbr_file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -413,23 +414,6 @@ restore_recovery_auto_conf(const RecoverySettings *rs, const char *old, size_t o
 }
 
 static bool
-fsync_path(const char *path, bool dir, PgbrError *err)
-{
-	int			fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
-
-	if (fd < 0)
-		return pgbr_error_errno(err, PGBR_ERR_FILE_OPEN, "could not open \"%s\"", path);
-	if (fsync(fd) != 0)
-	{
-		pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not fsync \"%s\"", path);
-		close(fd);
-		return false;
-	}
-	close(fd);
-	return true;
-}
-
-static bool
 read_file(const char *path, PgbrBuf *out, bool *exists, mode_t *mode, PgbrError *err)
 {
 	int			fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -602,7 +586,7 @@ restore_recovery_write(const RecoverySettings *rs, PgbrError *err)
 				return false;
 		}
 	}
-	if (changed && !fsync_path(rs->pg_path, true, err))
+	if (changed && !pgbr_fsync_dir(rs->pg_path, err))
 		return false;
 	return true;
 }
