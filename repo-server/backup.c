@@ -38,9 +38,7 @@ static bool flush_part(BackupSession *b, PgbrError *err);
  * What a session writes once per file -- its part's manifest line, and a
  * small file's content in the open bundle -- is gathered here and written
  * in pieces of WRITE_GATHER bytes: with ten thousand tables, one write per
- * file and per line cost more than everything else the server does.  The
- * session's BackupSession is the first member, so the buffers live and
- * die with it.
+ * file and per line cost more than everything else the server does.
  *
  * A file is answered OK before its bytes reach storage, as it already was
  * before they were durable (that happens at BACKUP_END).  A gathered write
@@ -50,34 +48,19 @@ static bool flush_part(BackupSession *b, PgbrError *err);
  */
 #define WRITE_GATHER	(256 * 1024)
 
-typedef struct BackupSessionGather
-{
-	BackupSession b;
-	PgbrBuf		part_out;		/* lines for b.part */
-	PgbrBuf		bundle_out;		/* content for b.bundle_file */
-	PgbrError	lost;			/* a gathered write failed */
-} BackupSessionGather;
-
-static BackupSessionGather *
-gather(BackupSession *b)
-{
-	return (BackupSessionGather *) b;
-}
-
 /* writes what was gathered for f; a failure sticks (see above) */
 static bool
 gather_flush(BackupSession *b, StorageFile *f, PgbrBuf *out, PgbrError *err)
 {
-	BackupSessionGather *g = gather(b);
 	bool		ok = true;
 
-	if (pgbr_error_is_set(&g->lost))
+	if (pgbr_error_is_set(&b->lost))
 		ok = false;
-	else if (out->len > 0 && !storage_write(f, out->data, out->len, &g->lost))
+	else if (out->len > 0 && !storage_write(f, out->data, out->len, &b->lost))
 		ok = false;
 	pgbr_buf_reset(out);
 	if (!ok && !pgbr_error_is_set(err))
-		*err = g->lost;
+		*err = b->lost;
 	return ok;
 }
 
@@ -85,10 +68,10 @@ gather_flush(BackupSession *b, StorageFile *f, PgbrBuf *out, PgbrError *err)
 static bool
 gather_lost(BackupSession *b, PgbrError *err)
 {
-	if (!pgbr_error_is_set(&gather(b)->lost))
+	if (!pgbr_error_is_set(&b->lost))
 		return false;
 	if (!pgbr_error_is_set(err))
-		*err = gather(b)->lost;
+		*err = b->lost;
 	return true;
 }
 
@@ -135,14 +118,13 @@ backup_dispatch(Session *sess, const PgbrFrameHeader *hdr)
 static BackupSession *
 backup_session_new(void)
 {
-	BackupSessionGather *g = pgbr_malloc(sizeof(BackupSessionGather));
-	BackupSession *b = &g->b;
+	BackupSession *b = pgbr_malloc(sizeof(BackupSession));
 	uint8_t		rnd[4];
 
-	memset(g, 0, sizeof(BackupSessionGather));
-	pgbr_buf_init(&g->part_out);
-	pgbr_buf_init(&g->bundle_out);
-	pgbr_error_init(&g->lost);
+	memset(b, 0, sizeof(BackupSession));
+	pgbr_buf_init(&b->part_out);
+	pgbr_buf_init(&b->bundle_out);
+	pgbr_error_init(&b->lost);
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		memset(rnd, 0, sizeof(rnd));
 	snprintf(b->id, sizeof(b->id), "%d-%02x%02x%02x%02x", (int) getpid(), rnd[0], rnd[1], rnd[2],
@@ -157,7 +139,7 @@ close_bundle(BackupSession *b, PgbrError *err)
 
 	if (b->bundle_file)
 	{
-		if (gather_flush(b, b->bundle_file, &gather(b)->bundle_out, err))
+		if (gather_flush(b, b->bundle_file, &b->bundle_out, err))
 			ok = storage_commit(b->bundle_file, err);
 		else
 		{
@@ -181,9 +163,9 @@ backup_session_free(Session *sess)
 	storage_discard(b->bundle_file);
 	storage_discard(b->part);
 	storage_unlock(b->lock);
-	pgbr_buf_release(&gather(b)->part_out);
-	pgbr_buf_release(&gather(b)->bundle_out);
-	pgbr_free(gather(b));
+	pgbr_buf_release(&b->part_out);
+	pgbr_buf_release(&b->bundle_out);
+	pgbr_free(b);
 	sess->backup = NULL;
 }
 
@@ -242,8 +224,8 @@ backup_session_cleanup(Session *sess)
 		storage_discard(b->part);
 		b->bundle_file = NULL;
 		b->part = NULL;
-		pgbr_buf_reset(&gather(b)->part_out);
-		pgbr_buf_reset(&gather(b)->bundle_out);
+		pgbr_buf_reset(&b->part_out);
+		pgbr_buf_reset(&b->bundle_out);
 		if (!storage_path(token, &err, "%s/.token", b->dir) ||
 			!storage_remove(sess->st, token, &err) ||
 			!wait_for_sessions(sess, b, 30, false, &err) ||
@@ -649,7 +631,7 @@ parse_trailer(const PgbrBuf *in, PgbrManifestEntry *e, PgbrError *err)
 static bool
 target_write(BackupSession *b, StorageFile *f, const void *data, size_t len, PgbrError *err)
 {
-	PgbrBuf    *out = &gather(b)->bundle_out;
+	PgbrBuf    *out = &b->bundle_out;
 
 	if (f != b->bundle_file)
 		return storage_write(f, data, len, err);
@@ -701,13 +683,13 @@ flush_part(BackupSession *b, PgbrError *err)
 {
 	if (b->part == NULL)
 		return !gather_lost(b, err);
-	return gather_flush(b, b->part, &gather(b)->part_out, err);
+	return gather_flush(b, b->part, &b->part_out, err);
 }
 
 static bool
 write_part_line(BackupSession *b, const PgbrManifestEntry *e, PgbrError *err)
 {
-	PgbrBuf    *out = &gather(b)->part_out;
+	PgbrBuf    *out = &b->part_out;
 
 	pgbr_manifest_entry_format(e, out);
 	if (out->len >= WRITE_GATHER && !flush_part(b, err))

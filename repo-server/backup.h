@@ -32,6 +32,9 @@ typedef struct BackupSession
 	uint64_t	bundle_max;		/* a bundle is closed beyond this size */
 	int64_t		running_checked;	/* when the token was last seen (s) */
 	char		reference_ok[PGBR_NAME_MAX + 1];	/* last prior found */
+	PgbrBuf		part_out;		/* lines gathered for part (backup.c) */
+	PgbrBuf		bundle_out;		/* content gathered for bundle_file */
+	PgbrError	lost;			/* a gathered write failed */
 } BackupSession;
 
 /* backup.c */
