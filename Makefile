@@ -84,7 +84,7 @@ uninstall-programs:
 UNIT_SRCS = $(sort $(wildcard regress/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:.c=)
 
-regress/unit/%: regress/unit/%.c regress/unit/unit.h $(FE_COMMON_OBJS)
+regress/unit/%: regress/unit/%.c $(wildcard regress/unit/*.h) $(FE_COMMON_OBJS)
 	$(CC) $(FE_CFLAGS) -Iregress/unit -o $@ $< $(FE_COMMON_OBJS) $(FE_LIBS)
 
 # the SigV4 and S3 XML test also links the pure S3 code of repo-server/

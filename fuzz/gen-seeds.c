@@ -12,6 +12,7 @@
 #include "pgbr_proto.h"
 #include "pgbr_sink.h"
 #include "pgbr_wal.h"
+#include "../regress/unit/wal_page.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -286,19 +287,7 @@ seed_wal(const char *file, uint8_t sel, const char *name, uint32_t tli, uint64_t
 	memcpy(b + n, name, strlen(name));
 	n += strlen(name);
 	b[n++] = '\n';
-	memset(h, 0, sizeof(h));
-	h[0] = 0x10;
-	h[1] = 0xD1;				/* magic 0xD110: PostgreSQL 15 */
-	h[2] = 0x02;				/* XLP_LONG_HEADER */
-	for (int i = 0; i < 4; i++)
-		h[4 + i] = (uint8_t) (tli >> (8 * i));
-	for (int i = 0; i < 8; i++)
-		h[8 + i] = (uint8_t) (pageaddr >> (8 * i));
-	for (int i = 0; i < 8; i++)
-		h[24 + i] = (uint8_t) (sysid >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		h[32 + i] = (uint8_t) (seg >> (8 * i));
-	h[37] = 0x20;				/* block size 8192 */
+	test_wal_long_header(h, TEST_WAL_MAGIC_PG15, TEST_XLP_LONG_HEADER, tli, pageaddr, sysid, seg, 8192);
 	memcpy(b + n, h, sizeof(h));
 	n += sizeof(h);
 	put_file("wal", file, b, n);

@@ -47,6 +47,7 @@
 #include "rawclient.h"
 #include "pgbr_checksum.h"
 #include "pgbr_wal.h"
+#include "../regress/unit/wal_page.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -500,18 +501,7 @@ make_segment(const char *name, uint64_t sysid, uint32_t seg_size, int major)
 	if (seg == NULL || seg_size < 64 || !pgbr_wal_segment_parse(name, seg_size, &tli, &segno))
 		usage_error("cannot make a segment named \"%s\"", name);
 	pageaddr = segno * seg_size;
-	seg[0] = (uint8_t) magic;
-	seg[1] = (uint8_t) (magic >> 8);
-	seg[2] = 0x02;				/* XLP_LONG_HEADER */
-	for (int i = 0; i < 4; i++)
-		seg[4 + i] = (uint8_t) (tli >> (8 * i));
-	for (int i = 0; i < 8; i++)
-		seg[8 + i] = (uint8_t) (pageaddr >> (8 * i));
-	for (int i = 0; i < 8; i++)
-		seg[24 + i] = (uint8_t) (sysid >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		seg[32 + i] = (uint8_t) (seg_size >> (8 * i));
-	seg[37] = 0x20;				/* XLOG_BLCKSZ 8192 */
+	test_wal_long_header(seg, magic, TEST_XLP_LONG_HEADER, tli, pageaddr, sysid, seg_size, 8192);
 	return seg;
 }
 

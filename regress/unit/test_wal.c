@@ -4,6 +4,7 @@
  */
 #include "pgbr_wal.h"
 #include "unit.h"
+#include "wal_page.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -137,29 +138,6 @@ test_segments(void)
 	ok(!pgbr_wal_segment_parse("000000010000000000000001", 0, &tli, &segno), "parse: seg size 0");
 }
 
-/* the 40-byte long page header, little-endian, built byte by byte */
-static void
-build_header(uint8_t h[40], uint16_t magic, uint16_t info, uint32_t tli, uint64_t pageaddr,
-			 uint64_t sysid, uint32_t seg_size, uint32_t blcksz)
-{
-	memset(h, 0, 40);
-	h[0] = (uint8_t) magic;
-	h[1] = (uint8_t) (magic >> 8);
-	h[2] = (uint8_t) info;
-	h[3] = (uint8_t) (info >> 8);
-	for (int i = 0; i < 4; i++)
-		h[4 + i] = (uint8_t) (tli >> (8 * i));
-	for (int i = 0; i < 8; i++)
-		h[8 + i] = (uint8_t) (pageaddr >> (8 * i));
-	/* 16: xlp_rem_len, left 0 */
-	for (int i = 0; i < 8; i++)
-		h[24 + i] = (uint8_t) (sysid >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		h[32 + i] = (uint8_t) (seg_size >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		h[36 + i] = (uint8_t) (blcksz >> (8 * i));
-}
-
 static void
 test_header(void)
 {
@@ -168,7 +146,7 @@ test_header(void)
 	PgbrError	err;
 	const char *name = "000000010000000000000003";
 
-	build_header(raw, 0xD110, 0x0002, 1, 0x3000000, SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0002, 1, 0x3000000, SYSID, 16 * MB, 8192);
 	{
 		static const uint8_t head[16] = {0x10, 0xD1, 0x02, 0x00, 0x01, 0, 0, 0,
 		0x00, 0x00, 0x00, 0x03, 0, 0, 0, 0};
@@ -209,13 +187,13 @@ test_header(void)
 	ok(pgbr_error_is_set(&err) && strstr(err.message, "000000010000000000000004") != NULL,
 	   "pageaddr mismatch: message names the file");
 
-	build_header(raw, 0xD110, 0x0002, 1, 0x3000000 + 8192, SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0002, 1, 0x3000000 + 8192, SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
 	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err),
 	   "check: pageaddr inside the segment refused");
 
-	build_header(raw, 0xD110, 0x0002, 1, UINT64_C(0x103000000), SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0002, 1, UINT64_C(0x103000000), SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
 	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err),
@@ -225,21 +203,21 @@ test_header(void)
 	   "check: high pageaddr 1/3000000 matches 000000010000000100000003");
 
 	/* timeline does not match the name */
-	build_header(raw, 0xD110, 0x0002, 2, 0x3000000, SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0002, 2, 0x3000000, SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
 	   !pgbr_wal_header_check(&h, name, SYSID, 16 * MB, 150000, &err),
 	   "check: timeline 2 under a timeline 1 name refused");
 
 	/* name that is not a segment */
-	build_header(raw, 0xD110, 0x0002, 1, 0x3000000, SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0002, 1, 0x3000000, SYSID, 16 * MB, 8192);
 	pgbr_wal_header_parse(raw, 40, &h, &err);
 	pgbr_error_init(&err);
 	ok(!pgbr_wal_header_check(&h, "00000001.history", SYSID, 16 * MB, 150000, &err),
 	   "check: a history name refused");
 
 	/* 1 MB segments */
-	build_header(raw, 0xD116, 0x0006, 1, 0x300000, SYSID, 1 * MB, 8192);
+	test_wal_long_header(raw, 0xD116, 0x0006, 1, 0x300000, SYSID, 1 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(pgbr_wal_header_parse(raw, 40, &h, &err) &&
 	   pgbr_wal_header_check(&h, name, SYSID, 1 * MB, 170000, &err),
@@ -257,7 +235,7 @@ test_header(void)
 	   "1MB header checked against a 16MB stanza refused");
 
 	/* short header */
-	build_header(raw, 0xD110, 0x0002, 1, 0x3000000, SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0002, 1, 0x3000000, SYSID, 16 * MB, 8192);
 	for (size_t len = 0; len < 40; len += 13)
 	{
 		pgbr_error_init(&err);
@@ -269,12 +247,12 @@ test_header(void)
 	like(err.message, "39", "short header: message gives the length");
 
 	/* missing long-header flag */
-	build_header(raw, 0xD110, 0x0000, 1, 0x3000000, SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0000, 1, 0x3000000, SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(!pgbr_wal_header_parse(raw, 40, &h, &err) && err.code == PGBR_ERR_FORMAT,
 	   "parse: header without XLP_LONG_HEADER refused");
 	like(err.message, "long page header", "no long header: message says so");
-	build_header(raw, 0xD110, 0x0005, 1, 0x3000000, SYSID, 16 * MB, 8192);
+	test_wal_long_header(raw, 0xD110, 0x0005, 1, 0x3000000, SYSID, 16 * MB, 8192);
 	pgbr_error_init(&err);
 	ok(!pgbr_wal_header_parse(raw, 40, &h, &err), "parse: other info bits without 0x0002 refused");
 
