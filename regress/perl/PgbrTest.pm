@@ -234,6 +234,29 @@ sub wait_until
 	}
 }
 
+=pod
+
+=over
+
+=item PgbrTest::pg1_options($node)
+
+The options that point pgbr at a PostgreSQL::Test::Cluster node as its
+pg1: C<pg1-path>, C<pg1-port>, C<pg1-socket-path> (a hash of them, to put
+in a stanza section of client_conf).
+
+=back
+
+=cut
+
+sub pg1_options
+{
+	my ($node) = @_;
+	return (
+		'pg1-path'        => $node->data_dir,
+		'pg1-port'        => $node->port,
+		'pg1-socket-path' => $node->host);
+}
+
 # Decode $? (from waitpid/system/IPC::Run) into a shell-like exit code.
 sub _decode_status
 {

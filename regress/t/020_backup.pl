@@ -74,9 +74,7 @@ sub write_client_conf
 		},
 		sections => {
 			demo => {
-				'pg1-path'        => $node->data_dir,
-				'pg1-port'        => $node->port,
-				'pg1-socket-path' => $node->host,
+				PgbrTest::pg1_options($node),
 			}
 		});
 	return;

@@ -65,9 +65,7 @@ PgbrTest::client_conf(
 	ca       => $ca,
 	sections => {
 		demo => {
-			'pg1-path'        => $primary->data_dir,
-			'pg1-port'        => $primary->port,
-			'pg1-socket-path' => $primary->host,
+			PgbrTest::pg1_options($primary),
 		}
 	});
 $primary->append_conf(

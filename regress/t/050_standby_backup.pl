@@ -94,9 +94,7 @@ sub write_pg1_conf
 		},
 		sections => {
 			demo => {
-				'pg1-path'        => $primary->data_dir,
-				'pg1-port'        => $primary->port,
-				'pg1-socket-path' => $primary->host,
+				PgbrTest::pg1_options($primary),
 				'pg2-socket-path' => $standby->host,
 				'pg2-port'        => $standby->port,
 			}
@@ -123,9 +121,7 @@ sub write_pg2_conf
 		},
 		sections => {
 			demo => {
-				'pg1-path'        => $standby->data_dir,
-				'pg1-port'        => $standby->port,
-				'pg1-socket-path' => $standby->host,
+				PgbrTest::pg1_options($standby),
 			}
 		});
 	return;
