@@ -60,9 +60,13 @@ extern void pgbr_sink_zstd_compress_restart(PgbrSink *sink, PgbrSink *next);
 extern void pgbr_sink_zstd_compress_expect(PgbrSink *sink, uint64_t size);
 /*
  * Sets the size of the jobs of a compressor with threads, before its first
- * frame (false: it has none, or libzstd refused).  zstd holds several jobs'
- * input and output: its default at level 3 (8 MiB, four windows) makes
- * about 52 MiB with two threads, 2 MiB jobs 17 MiB, 1 MiB jobs 10 MiB.
+ * frame (false: it has none, or libzstd refused), and makes the jobs
+ * independent: zstd's default lets each job first load the last quarter
+ * window of the one before (256 kB at level 3), a quarter more work for
+ * 1 MiB jobs, for a gain in ratio smaller than a job boundary loses.  zstd
+ * holds several jobs' input and output: its default at level 3 (8 MiB, four
+ * windows) makes about 52 MiB with two threads, 2 MiB jobs 17 MiB, 1 MiB
+ * jobs 10 MiB.
  */
 extern bool pgbr_sink_zstd_compress_job_size(PgbrSink *sink, size_t bytes);
 /* fails on corrupt input, and at finish on truncated input */

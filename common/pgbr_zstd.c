@@ -241,8 +241,12 @@ pgbr_sink_zstd_compress_job_size(PgbrSink *sink, size_t bytes)
 {
 	ZstdSink   *s = (ZstdSink *) sink;
 
-	return s->threaded && bytes <= INT_MAX &&
-		!ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_jobSize, (int) bytes));
+	if (!s->threaded || bytes > INT_MAX ||
+		ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_jobSize, (int) bytes)))
+		return false;
+	/* 1: no overlap; each job starts without its predecessor's tail */
+	(void) ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_overlapLog, 1);
+	return true;
 }
 
 static bool
