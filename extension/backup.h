@@ -125,7 +125,6 @@ typedef struct PgbrBackupShared
 	char		token[PGBR_NAME_MAX + 1];
 	char		list_path[MAXPGPATH];
 	char		index_path[MAXPGPATH];
-	uint64		nentries;
 	XLogRecPtr	start_lsn;
 	bool		verify_checksums;
 	bool		delta;
@@ -135,6 +134,15 @@ typedef struct PgbrBackupShared
 	/* progress and claims: lock-free */
 	pg_atomic_uint32 phase;
 	pg_atomic_uint64 next_entry;
+
+	/*
+	 * The streams start while the list is still being written: the walk
+	 * publishes in entries_ready how many entries both files hold in full,
+	 * and sets list_complete once it has ended (entries_ready is then the
+	 * list's length).
+	 */
+	pg_atomic_uint64 entries_ready;
+	pg_atomic_uint32 list_complete;
 	pg_atomic_uint64 files_total;
 	pg_atomic_uint64 files_done;
 	pg_atomic_uint64 bytes_total;
@@ -169,6 +177,9 @@ extern PgbrConn *pgbr_backup_join(PgbrBackupShared *shared, const PgbrConfig *cf
  * file list: list_path holds one manifest line per entry, index_path one
  * (offset, length) record per line.  An unchanged file's line is already
  * the reference line to send.  Fills nentries, files and bytes totals.
+ * When ready is not NULL, the count of entries already in both files is
+ * stored there as the walk goes (and the total at its end), so that streams
+ * can send them meanwhile.
  */
 typedef struct PgbrWalkResult
 {
@@ -201,7 +212,8 @@ extern bool pgbr_walk_standby_path(const char *path);
 
 extern void pgbr_walk_build(const char *list_path, const char *index_path,
 							const char *prior_path, PgbrCompress compress,
-							PgbrWalkPart part, PgbrWalkResult *result);
+							PgbrWalkPart part, PgbrWalkResult *result,
+							pg_atomic_uint64 *ready);
 
 /*
  * Whether a data-directory path is a relation file whose pages carry

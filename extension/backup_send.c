@@ -29,6 +29,8 @@
 #include "miscadmin.h"
 #include "storage/bufpage.h"
 #include "storage/checksum.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 
 #include <openssl/ssl.h>
 
@@ -577,7 +579,8 @@ read_entry(Stream *s, uint64 idx)
 
 	if (idx < s->index_first || idx >= s->index_first + s->index_count)
 	{
-		uint64		n = Min((uint64) INDEX_CACHE, s->shared->nentries - idx);
+		uint64		n = Min((uint64) INDEX_CACHE,
+							pg_atomic_read_u64(&s->shared->entries_ready) - idx);
 		ssize_t		got;
 
 		errno = 0;
@@ -618,6 +621,35 @@ read_entry(Stream *s, uint64 idx)
 		s->line[--s->line_len] = '\0';
 }
 
+/*
+ * Whether the list has entry idx, waiting while the walk may still write
+ * it.  Frames already queued go out before a wait.
+ */
+static bool
+wait_listed(Stream *s, uint64 idx)
+{
+	for (;;)
+	{
+		PgbrError	err;
+
+		if (idx < pg_atomic_read_u64(&s->shared->entries_ready))
+			return true;
+		if (pg_atomic_read_u32(&s->shared->list_complete))
+		{
+			pg_read_barrier();
+			return idx < pg_atomic_read_u64(&s->shared->entries_ready);
+		}
+		check_abort(s->shared);
+		pgbr_error_init(&err);
+		if (!pgbr_conn_flush(s->conn, &err))
+			raise_err(&err);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 2,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 void
 pgbr_stream_run(PgbrBackupShared *shared, PgbrConn *conn)
 {
@@ -635,6 +667,8 @@ pgbr_stream_run(PgbrBackupShared *shared, PgbrConn *conn)
 	s.list_cache = palloc(LIST_CACHE);
 	pgbr_buf_init(&s.body);
 	pgbr_buf_init(&s.answer);
+	/* the walk has created both files once it has published or ended */
+	(void) wait_listed(&s, 0);
 	s.list_fd = open(shared->list_path, O_RDONLY | PG_BINARY);
 	s.index_fd = open(shared->index_path, O_RDONLY | PG_BINARY);
 
@@ -657,7 +691,7 @@ pgbr_stream_run(PgbrBackupShared *shared, PgbrConn *conn)
 
 			check_abort(shared);
 			idx = pg_atomic_fetch_add_u64(&shared->next_entry, 1);
-			if (idx >= shared->nentries)
+			if (!wait_listed(&s, idx))
 				break;
 			read_entry(&s, idx);
 			if (s.e->kind == 'f')

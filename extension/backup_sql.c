@@ -241,7 +241,6 @@ launch(const char *fn, const char *type, const CopyArgs *copy)
 	strlcpy(shared->type, type, sizeof(shared->type));
 	shared->label[0] = shared->backup_type[0] = shared->token[0] = shared->prior[0] = '\0';
 	shared->list_path[0] = shared->index_path[0] = '\0';
-	shared->nentries = 0;
 	shared->start_lsn = InvalidXLogRecPtr;
 	if (copy)
 	{
@@ -253,6 +252,8 @@ launch(const char *fn, const char *type, const CopyArgs *copy)
 	}
 	pg_atomic_write_u32(&shared->phase, PGBR_PHASE_STARTING);
 	pg_atomic_write_u64(&shared->next_entry, 0);
+	pg_atomic_write_u64(&shared->entries_ready, 0);
+	pg_atomic_write_u32(&shared->list_complete, 0);
 	pg_atomic_write_u64(&shared->files_total, 0);
 	pg_atomic_write_u64(&shared->files_done, 0);
 	pg_atomic_write_u64(&shared->bytes_total, 0);

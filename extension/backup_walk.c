@@ -80,6 +80,7 @@ typedef struct Walker
 	PgbrCompress compress;
 	PgbrWalkPart part;
 	PgbrWalkResult *result;
+	pg_atomic_uint64 *ready;	/* entries published to the streams */
 
 	/* the prior manifest, read in step with the walk */
 	bool		prior_open;
@@ -307,6 +308,19 @@ prior_reference(Walker *w, PgbrManifestEntry *e)
 	return true;
 }
 
+/*
+ * Writes out both buffers; every entry emitted so far is then complete in
+ * both files, and the streams may take it.
+ */
+static void
+publish(Walker *w)
+{
+	flush_buf(w->list_fd, &w->list_buf, w->list_path);
+	flush_buf(w->index_fd, &w->index_buf, w->index_path);
+	if (w->ready)
+		pg_atomic_write_u64(w->ready, w->result->nentries);
+}
+
 static void
 emit(Walker *w, const char *path, char kind, const struct stat *st, const char *target)
 {
@@ -365,10 +379,8 @@ emit(Walker *w, const char *path, char kind, const struct stat *st, const char *
 		w->cur = t;
 		w->have_prev = true;
 	}
-	if (w->list_buf.len >= 64 * 1024)
-		flush_buf(w->list_fd, &w->list_buf, w->list_path);
-	if (w->index_buf.len >= 64 * 1024)
-		flush_buf(w->index_fd, &w->index_buf, w->index_path);
+	if (w->list_buf.len >= 64 * 1024 || w->index_buf.len >= 64 * 1024)
+		publish(w);
 }
 
 static bool
@@ -734,7 +746,8 @@ prior_open(Walker *w, const char *prior_path)
 
 void
 pgbr_walk_build(const char *list_path, const char *index_path, const char *prior_path,
-				PgbrCompress compress, PgbrWalkPart part, PgbrWalkResult *result)
+				PgbrCompress compress, PgbrWalkPart part, PgbrWalkResult *result,
+				pg_atomic_uint64 *ready)
 {
 	Walker		w;
 
@@ -743,6 +756,7 @@ pgbr_walk_build(const char *list_path, const char *index_path, const char *prior
 	w.result = result;
 	w.compress = compress;
 	w.part = part;
+	w.ready = ready;
 	w.list_path = list_path;
 	w.index_path = index_path;
 	w.prior_fd = -1;
@@ -773,8 +787,7 @@ pgbr_walk_build(const char *list_path, const char *index_path, const char *prior
 			prior_open(&w, prior_path);
 		collect_tablespaces(&w);
 		walk_dir(&w, "", DIR_TOP);
-		flush_buf(w.list_fd, &w.list_buf, list_path);
-		flush_buf(w.index_fd, &w.index_buf, index_path);
+		publish(&w);
 	}
 	PG_FINALLY();
 	{

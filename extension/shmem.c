@@ -44,6 +44,8 @@ pgbr_shmem_startup(void)
 		shared->state = PGBR_STATE_IDLE;
 		pg_atomic_init_u32(&shared->phase, PGBR_PHASE_STARTING);
 		pg_atomic_init_u64(&shared->next_entry, 0);
+		pg_atomic_init_u64(&shared->entries_ready, 0);
+		pg_atomic_init_u32(&shared->list_complete, 0);
 		pg_atomic_init_u64(&shared->files_total, 0);
 		pg_atomic_init_u64(&shared->files_done, 0);
 		pg_atomic_init_u64(&shared->bytes_total, 0);

@@ -553,20 +553,29 @@ copy_files(PgbrWalkPart part, int process_max, PgbrWalkResult *walk)
 	snprintf(ws.index_path, sizeof(ws.index_path), PGBR_TMP_PREFIX "%d.index", MyProcPid);
 	strlcpy(shared->list_path, ws.list_path, sizeof(shared->list_path));
 	strlcpy(shared->index_path, ws.index_path, sizeof(shared->index_path));
+	pg_atomic_write_u64(&shared->next_entry, 0);
+	pg_atomic_write_u64(&shared->entries_ready, 0);
+	pg_atomic_write_u32(&shared->list_complete, 0);
+
+	/*
+	 * The helpers start, connect and join while this worker walks, and send
+	 * the entries the walk has written so far (41,000 files take a fifth of
+	 * a second to list).
+	 */
+	if (process_max > 1)
+		ws.nhelpers = pgbr_helpers_start(shared, ws.generation,
+										 Min(process_max - 1, PGBR_HELPERS_MAX), ws.helpers);
 	pgbr_walk_build(shared->list_path, shared->index_path,
 					ws.prior_path[0] ? ws.prior_path : NULL,
-					(PgbrCompress) shared->compress, part, walk);
-	shared->nentries = walk->nentries;
-	pg_atomic_write_u64(&shared->next_entry, 0);
+					(PgbrCompress) shared->compress, part, walk, &shared->entries_ready);
+	pg_memory_barrier();
+	pg_atomic_write_u32(&shared->list_complete, 1);
 	pg_atomic_write_u64(&shared->files_total, walk->files);
 	pg_atomic_write_u64(&shared->bytes_total, walk->bytes);
 	ereport(DEBUG1, (errmsg_internal("file list: " UINT64_FORMAT " entries, " UINT64_FORMAT " files, " UINT64_FORMAT " bytes, " UINT64_FORMAT " unchanged",
 									 walk->nentries, walk->files, walk->bytes, walk->references)));
 
 	set_phase(PGBR_PHASE_COPYING);
-	if (process_max > 1 && walk->files > 1)
-		ws.nhelpers = pgbr_helpers_start(shared, ws.generation,
-										 Min(process_max - 1, PGBR_HELPERS_MAX), ws.helpers);
 	pgbr_stream_run(shared, ws.conn);
 	pgbr_helpers_wait(shared, ws.helpers, ws.nhelpers);
 }
@@ -937,19 +946,20 @@ pgbr_backup_worker_main(Datum arg)
 		stop_helpers();
 		close_sessions();
 		remove_files();
-		slot_finish(false, edata, NULL);
+		/* the log has the end before the caller returns */
 		EmitErrorReport();
 		FlushErrorState();
 		ereport(LOG,
 				(errmsg("backup command end: aborted with exception [%s]: %s",
 						unpack_sql_state(edata->sqlerrcode), edata->message)));
+		slot_finish(false, edata, NULL);
 		/* the exit handlers end backup mode and any transaction */
 		proc_exit(1);
 	}
 	PG_END_TRY();
 
 	remove_files();
-	slot_finish(true, NULL, NULL);
 	ereport(LOG, (errmsg("backup command end: completed successfully")));
+	slot_finish(true, NULL, NULL);
 	proc_exit(0);
 }
