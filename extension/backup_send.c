@@ -117,12 +117,9 @@ chain_free(Stream *s)
 /*
  * Files at least this large are compressed by zstd on two threads: one
  * stream holding a 1 GB relation segment would otherwise keep a single
- * core busy while the others wait.  From two jobs on this also costs less
- * CPU than one thread streaming: a job's input is one contiguous buffer,
- * while the streaming compressor's window wraps around its buffer (16 MiB
- * of a table of random bytea: 0.14-0.16 CPU-s against 0.15-0.25).
+ * core busy while the others wait.
  */
-#define THREADED_COMPRESS_MIN	(4 * 1024 * 1024)
+#define THREADED_COMPRESS_MIN	(32 * 1024 * 1024)
 
 /*
  * Files up to this size are announced to the compressor: zstd then sizes
