@@ -93,6 +93,10 @@ S3_PURE_OBJS = repo-server/s3_sign.fe.o repo-server/s3_xml.fe.o
 regress/unit/test_s3_sign: regress/unit/test_s3_sign.c regress/unit/unit.h $(S3_PURE_OBJS) $(FE_COMMON_OBJS)
 	$(CC) $(FE_CFLAGS) -Iregress/unit -Irepo-server -o $@ $< $(S3_PURE_OBJS) $(FE_COMMON_OBJS) $(FE_LIBS)
 
+# the delta hashing test also links the tool's restore_hash.c
+regress/unit/test_restore_hash: regress/unit/test_restore_hash.c regress/unit/unit.h tool/restore_hash.fe.o tool/restore_hash.h $(FE_COMMON_OBJS)
+	$(CC) $(FE_CFLAGS) -Iregress/unit -Itool -o $@ $< tool/restore_hash.fe.o $(FE_COMMON_OBJS) $(FE_LIBS)
+
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; ./$$t || fail=1; done; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
@@ -142,3 +146,14 @@ $(FUZZ_BUILD)/unit/test_s3_sign: regress/unit/test_s3_sign.c regress/unit/unit.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -Iregress/unit -Irepo-server -o $@ $< \
 		$(FUZZ_BUILD)/san/repo-server/s3_sign.o $(FUZZ_BUILD)/san/repo-server/s3_xml.o \
 		$(FUZZ_SAN_OBJS) $(FUZZ_LIBS)
+
+# ... and that of test_restore_hash the tool's restore_hash.c
+$(FUZZ_BUILD)/san/tool/%.o: tool/%.c $(FUZZ_HDRS) $(wildcard tool/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -Itool -c -o $@ $<
+
+$(FUZZ_BUILD)/unit/test_restore_hash: regress/unit/test_restore_hash.c regress/unit/unit.h \
+		$(FUZZ_SAN_OBJS) $(FUZZ_BUILD)/san/tool/restore_hash.o
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -Iregress/unit -Itool -o $@ $< \
+		$(FUZZ_BUILD)/san/tool/restore_hash.o $(FUZZ_SAN_OBJS) $(FUZZ_LIBS)

@@ -64,6 +64,119 @@ pgbr_sha256(const void *data, size_t len, uint8_t out[PGBR_SHA256_LEN])
 	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
 }
 
+/* ---- checksum of a file in a backup ---- */
+
+struct PgbrFileSum
+{
+	PgbrSha256 *piece;			/* the piece being read */
+	PgbrSha256 *root;			/* tag + digests of the pieces closed */
+	uint64_t	in_piece;		/* bytes of the current piece so far */
+	uint64_t	closed;			/* pieces closed */
+};
+
+PgbrFileSum *
+pgbr_filesum_create(PgbrError *err)
+{
+	PgbrFileSum *fs = pgbr_malloc(sizeof(PgbrFileSum));
+
+	if (fs == NULL)
+	{
+		pgbr_error_set(err, PGBR_ERR_MEMORY, "out of memory");
+		return NULL;
+	}
+	memset(fs, 0, sizeof(PgbrFileSum));
+	if ((fs->piece = pgbr_sha256_create(err)) == NULL ||
+		(fs->root = pgbr_sha256_create(err)) == NULL)
+	{
+		pgbr_filesum_free(fs);
+		return NULL;
+	}
+	return fs;
+}
+
+/* a full piece is followed by more data: its digest goes to the root */
+static void
+filesum_close_piece(PgbrFileSum *fs)
+{
+	uint8_t		d[PGBR_SHA256_LEN];
+
+	pgbr_sha256_final(fs->piece, d);
+	if (fs->closed == 0)
+		pgbr_sha256_update(fs->root, PGBR_FILESUM_TAG, strlen(PGBR_FILESUM_TAG));
+	pgbr_sha256_update(fs->root, d, sizeof(d));
+	fs->closed++;
+	fs->in_piece = 0;
+}
+
+void
+pgbr_filesum_update(PgbrFileSum *fs, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len > 0)
+	{
+		size_t		n;
+
+		/* closed only once more data comes: a file of one piece stays plain */
+		if (fs->in_piece == PGBR_FILESUM_PIECE)
+			filesum_close_piece(fs);
+		n = (uint64_t) len < PGBR_FILESUM_PIECE - fs->in_piece ? len :
+			(size_t) (PGBR_FILESUM_PIECE - fs->in_piece);
+		pgbr_sha256_update(fs->piece, p, n);
+		fs->in_piece += n;
+		p += n;
+		len -= n;
+	}
+}
+
+void
+pgbr_filesum_final(PgbrFileSum *fs, uint8_t out[PGBR_SHA256_LEN])
+{
+	if (fs->closed == 0)
+		pgbr_sha256_final(fs->piece, out);
+	else
+	{
+		filesum_close_piece(fs);	/* the last piece, not empty */
+		pgbr_sha256_final(fs->root, out);
+	}
+	fs->in_piece = fs->closed = 0;
+}
+
+void
+pgbr_filesum_free(PgbrFileSum *fs)
+{
+	if (fs == NULL)
+		return;
+	pgbr_sha256_free(fs->piece);
+	pgbr_sha256_free(fs->root);
+	pgbr_free(fs);
+}
+
+uint64_t
+pgbr_filesum_pieces(uint64_t size)
+{
+	return size <= PGBR_FILESUM_PIECE ? 1 : (size + PGBR_FILESUM_PIECE - 1) / PGBR_FILESUM_PIECE;
+}
+
+void
+pgbr_filesum_combine(PgbrFileSum *fs, const uint8_t (*pieces)[PGBR_SHA256_LEN], uint64_t size,
+					 uint8_t out[PGBR_SHA256_LEN])
+{
+	uint64_t	n = pgbr_filesum_pieces(size);
+
+	if (n == 1)
+	{
+		memcpy(out, pieces[0], PGBR_SHA256_LEN);
+		return;
+	}
+	pgbr_sha256_final(fs->root, out);	/* resets it */
+	pgbr_sha256_update(fs->root, PGBR_FILESUM_TAG, strlen(PGBR_FILESUM_TAG));
+	pgbr_sha256_update(fs->root, pieces, (size_t) n * PGBR_SHA256_LEN);
+	pgbr_sha256_final(fs->root, out);
+	fs->in_piece = fs->closed = 0;
+	pgbr_sha256_final(fs->piece, (uint8_t[PGBR_SHA256_LEN]) {0});
+}
+
 void
 pgbr_hex_encode(const uint8_t *in, size_t len, char *hex)
 {

@@ -10,8 +10,9 @@
  *	  compress bad-pages target
  *
  * kind is f (file), d (directory) or l (symbolic link, e.g. a
- * tablespace); "-" stands for an empty field; mode is octal; sha256 is of
- * the raw content; reference is the label of the backup holding the data
+ * tablespace); "-" stands for an empty field; mode is octal; sha256 is the
+ * checksum of the raw content (pgbr_filesum_*: the SHA-256 of the content,
+ * for files over 64 MiB that of the SHA-256 of its 64 MiB pieces); reference is the label of the backup holding the data
  * when it is not this one; bundle and offset locate a small file packed
  * into a bundle; bad-pages lists block numbers whose page checksum failed.
  */

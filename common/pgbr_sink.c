@@ -55,7 +55,8 @@ pgbr_sink_free_chain(PgbrSink *sink)
 typedef struct ShaSink
 {
 	PgbrSink	base;
-	PgbrSha256 *ctx;
+	PgbrSha256 *ctx;			/* plain SHA-256, or */
+	PgbrFileSum *fs;			/* the checksum of a file in a backup */
 	uint8_t		result[PGBR_SHA256_LEN];
 } ShaSink;
 
@@ -64,7 +65,10 @@ sha_write(PgbrSink *self, const uint8_t *data, size_t len, PgbrError *err)
 {
 	ShaSink    *s = (ShaSink *) self;
 
-	pgbr_sha256_update(s->ctx, data, len);
+	if (s->fs)
+		pgbr_filesum_update(s->fs, data, len);
+	else
+		pgbr_sha256_update(s->ctx, data, len);
 	return pgbr_sink_write(self->next, data, len, err);
 }
 
@@ -73,7 +77,10 @@ sha_finish(PgbrSink *self, PgbrError *err)
 {
 	ShaSink    *s = (ShaSink *) self;
 
-	pgbr_sha256_final(s->ctx, s->result);
+	if (s->fs)
+		pgbr_filesum_final(s->fs, s->result);
+	else
+		pgbr_sha256_final(s->ctx, s->result);
 	return pgbr_sink_finish(self->next, err);
 }
 
@@ -81,10 +88,11 @@ static void
 sha_destroy(PgbrSink *self)
 {
 	pgbr_sha256_free(((ShaSink *) self)->ctx);
+	pgbr_filesum_free(((ShaSink *) self)->fs);
 }
 
-PgbrSink *
-pgbr_sink_sha256_create(PgbrSink *next, PgbrError *err)
+static ShaSink *
+sha_sink_alloc(PgbrSink *next, PgbrError *err)
 {
 	ShaSink    *s = pgbr_malloc(sizeof(ShaSink));
 
@@ -98,8 +106,32 @@ pgbr_sink_sha256_create(PgbrSink *next, PgbrError *err)
 	s->base.finish = sha_finish;
 	s->base.destroy = sha_destroy;
 	s->base.next = next;
-	s->ctx = pgbr_sha256_create(err);
-	if (s->ctx == NULL)
+	return s;
+}
+
+PgbrSink *
+pgbr_sink_sha256_create(PgbrSink *next, PgbrError *err)
+{
+	ShaSink    *s = sha_sink_alloc(next, err);
+
+	if (s == NULL)
+		return NULL;
+	if ((s->ctx = pgbr_sha256_create(err)) == NULL)
+	{
+		pgbr_free(s);
+		return NULL;
+	}
+	return &s->base;
+}
+
+PgbrSink *
+pgbr_sink_filesum_create(PgbrSink *next, PgbrError *err)
+{
+	ShaSink    *s = sha_sink_alloc(next, err);
+
+	if (s == NULL)
+		return NULL;
+	if ((s->fs = pgbr_filesum_create(err)) == NULL)
 	{
 		pgbr_free(s);
 		return NULL;

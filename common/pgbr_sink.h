@@ -32,6 +32,8 @@ extern void pgbr_sink_free_chain(PgbrSink *sink);
 
 /* passes data through unchanged, computing SHA-256 and counting bytes */
 extern PgbrSink *pgbr_sink_sha256_create(PgbrSink *next, PgbrError *err);
+/* the same with the checksum of a file in a backup (pgbr_filesum_*) */
+extern PgbrSink *pgbr_sink_filesum_create(PgbrSink *next, PgbrError *err);
 /* valid after finish */
 extern void pgbr_sink_sha256_result(PgbrSink *sink, uint8_t out[PGBR_SHA256_LEN]);
 

@@ -3,8 +3,9 @@
  *		A stream of a backup: one session to the repository that claims
  *		entries of the file list and sends them with FILE_PUT.
  *
- * A file is read in chunks and pushed through read -> SHA-256 -> [zstd]
- * -> DATA frames; the END frame that closes it carries the SHA-256 and the
+ * A file is read in chunks and pushed through read -> checksum -> [zstd]
+ * -> DATA frames (the checksum: pgbr_filesum, SHA-256 of the content or of
+ * its 64 MiB pieces); the END frame that closes it carries it and the
  * blocks whose page checksum failed, so the content is read once and never
  * held whole in memory.  Exactly the size in the list is sent: a file that
  * shrank is padded with zeros, growth is ignored (WAL replay repairs both),
@@ -80,7 +81,7 @@ typedef struct Stream
 	 * reset by each final) -> [zst or zst_mt] -> DATA frames (data).  head
 	 * is where the content of the file being sent goes.
 	 */
-	PgbrSha256 *sha;
+	PgbrFileSum *sha;
 	PgbrSink   *zst;			/* one thread */
 	PgbrSink   *zst_mt;			/* large files: two threads; on first use */
 	PgbrSink   *data;
@@ -106,7 +107,7 @@ raise_err(PgbrError *err)
 static void
 chain_free(Stream *s)
 {
-	pgbr_sha256_free(s->sha);
+	pgbr_filesum_free(s->sha);
 	pgbr_sink_free(s->zst);
 	pgbr_sink_free(s->zst_mt);
 	pgbr_sink_free(s->data);
@@ -169,7 +170,7 @@ chain_start(Stream *s, PgbrCompress compress, int level, uint64 size)
 	pgbr_error_init(&err);
 	if (s->data == NULL && (s->data = pgbr_sink_data_create(s->conn)) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	if (s->sha == NULL && (s->sha = pgbr_sha256_create(&err)) == NULL)
+	if (s->sha == NULL && (s->sha = pgbr_filesum_create(&err)) == NULL)
 		raise_err(&err);
 	s->head = s->data;
 	if (compress != PGBR_COMPRESS_ZST)
@@ -198,7 +199,7 @@ chain_write(Stream *s, const void *data, size_t len)
 	PgbrError	err;
 
 	pgbr_error_init(&err);
-	pgbr_sha256_update(s->sha, data, len);
+	pgbr_filesum_update(s->sha, data, len);
 	if (!pgbr_sink_write(s->head, data, len, &err))
 		raise_err(&err);
 }
@@ -240,7 +241,7 @@ send_end(Stream *s, const char *bad_pages)
 	pgbr_error_init(&err);
 	if (!pgbr_sink_finish(s->head, &err))
 		raise_err(&err);
-	pgbr_sha256_final(s->sha, sum);
+	pgbr_filesum_final(s->sha, sum);
 	pgbr_buf_reset(&s->body);
 	pgbr_buf_put(&s->body, sum, sizeof(sum));
 	pgbr_buf_put_str(&s->body, bad_pages);
@@ -457,7 +458,7 @@ push_content(Stream *s, int fd, const PgbrManifestEntry *e, BadPages *bp)
 	}
 }
 
-/* SHA-256 of exactly e->size bytes of fd, as push_content would send them */
+/* checksum of exactly e->size bytes of fd, as push_content would send them */
 static bool
 same_content(Stream *s, int fd, const PgbrManifestEntry *e)
 {
@@ -467,18 +468,18 @@ same_content(Stream *s, int fd, const PgbrManifestEntry *e)
 	bool		eof = false;
 
 	pgbr_error_init(&err);
-	if (s->sha == NULL && (s->sha = pgbr_sha256_create(&err)) == NULL)
+	if (s->sha == NULL && (s->sha = pgbr_filesum_create(&err)) == NULL)
 		raise_err(&err);
 	while (done < e->size)
 	{
 		size_t		got;
 		size_t		want = next_chunk(s, fd, e, done, &eof, &got);
 
-		pgbr_sha256_update(s->sha, s->chunk, want);
+		pgbr_filesum_update(s->sha, s->chunk, want);
 		done += want;
 		CHECK_FOR_INTERRUPTS();
 	}
-	pgbr_sha256_final(s->sha, sum);
+	pgbr_filesum_final(s->sha, sum);
 	return memcmp(sum, e->sha256, sizeof(sum)) == 0;
 }
 

@@ -45,7 +45,10 @@ report(Verify *v, bool problem, const char *fmt,...)
 		v->broken = true;
 }
 
-/* checks a stored byte range: decompress if needed, compare the SHA-256 */
+/*
+ * checks a stored byte range: decompress if needed, compare the checksum
+ * (whole: a WAL file, plain SHA-256; else a file of a backup, its file sum)
+ */
 static bool
 check_stored(Storage *st, const char *path, uint64_t offset, uint64_t length, bool whole,
 			 uint8_t compress, const uint8_t *sha, char *why, size_t whylen)
@@ -69,7 +72,7 @@ check_stored(Storage *st, const char *path, uint64_t offset, uint64_t length, bo
 			snprintf(why, whylen, "unreadable: %s", err.message);
 		return false;
 	}
-	shasink = pgbr_sink_sha256_create(NULL, &err);
+	shasink = whole ? pgbr_sink_sha256_create(NULL, &err) : pgbr_sink_filesum_create(NULL, &err);
 	if (compress == PGBR_COMPRESS_ZST)
 		dec = pgbr_sink_zstd_decompress_create(shasink, &err);
 	chunk = pgbr_malloc(PGBR_CHUNK_SIZE);

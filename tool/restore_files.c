@@ -17,6 +17,7 @@
  */
 #include "restore_int.h"
 #include "pgbr_file.h"
+#include "restore_hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +119,25 @@ local_matches(Restore *r, const PgbrManifestEntry *e, const char *abs, PgbrError
 		}
 		goto matches;
 	}
+	/* a file of several pieces: the pieces on several threads */
+	if (e->size > PGBR_FILESUM_PIECE)
+	{
+		bool		complete;
+
+		if (!restore_hash_file(abs, e->size, r->process_max > 2 ? r->process_max : 2, sum,
+							   &complete, err))
+		{
+			close(fd);
+			return -1;
+		}
+		if (!complete || memcmp(sum, e->sha256, PGBR_SHA256_LEN) != 0)
+		{
+			close(fd);
+			return 0;
+		}
+		goto matches;
+	}
+
 	/*
 	 * A big file is read with O_DIRECT into the pipe's aligned slots, as it
 	 * was written (restore_sha.c): no page-cache copy, and the same speed

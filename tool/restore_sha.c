@@ -55,7 +55,7 @@ typedef struct Stage
 
 struct RestoreSha
 {
-	PgbrSha256 *sha;
+	PgbrFileSum *sha;
 	uint8_t    *slots[RESTORE_SHA_SLOTS];
 	size_t		lens[RESTORE_SHA_SLOTS];
 	uint64_t	submitted;		/* slots handed over since begin */
@@ -98,7 +98,7 @@ write_fd(int fd, const uint8_t *data, size_t len)
 static void
 hash_slot(RestoreSha *p, const uint8_t *data, size_t len)
 {
-	pgbr_sha256_update(p->sha, data, len);
+	pgbr_filesum_update(p->sha, data, len);
 }
 
 /* back to buffered writes (a tail not a multiple of the block size) */
@@ -216,7 +216,7 @@ restore_sha_create(PgbrError *err)
 	RestoreSha *p = pgbr_malloc(sizeof(RestoreSha));
 
 	memset(p, 0, sizeof(RestoreSha));
-	p->sha = pgbr_sha256_create(err);
+	p->sha = pgbr_filesum_create(err);
 	if (p->sha == NULL)
 	{
 		pgbr_free(p);
@@ -228,7 +228,7 @@ restore_sha_create(PgbrError *err)
 			pgbr_error_set(err, PGBR_ERR_MEMORY, "out of memory");
 			for (int j = 0; j < i; j++)
 				free(p->slots[j]);
-			pgbr_sha256_free(p->sha);
+			pgbr_filesum_free(p->sha);
 			pgbr_free(p);
 			return NULL;
 		}
@@ -273,7 +273,7 @@ restore_sha_free(RestoreSha *p)
 	pthread_cond_destroy(&p->writer.work);
 	for (int i = 0; i < RESTORE_SHA_SLOTS; i++)
 		free(p->slots[i]);		/* posix_memalign */
-	pgbr_sha256_free(p->sha);
+	pgbr_filesum_free(p->sha);
 	pgbr_free(p);
 }
 
@@ -284,7 +284,7 @@ restore_sha_begin(RestoreSha *p, bool threaded, int wfd, const char *wname, Pgbr
 
 	/* an earlier file may have stopped half way: let the stages drain */
 	wait_stages(p, p->submitted);
-	pgbr_sha256_final(p->sha, discard);	/* resets the context */
+	pgbr_filesum_final(p->sha, discard);	/* resets the context */
 	pthread_mutex_lock(&p->mutex);
 	p->submitted = p->hasher.done = p->writer.done = 0;
 	p->hasher.active = p->writer.active = false;
@@ -348,7 +348,7 @@ restore_sha_submit(RestoreSha *p, size_t len)
 	p->lens[seq % RESTORE_SHA_SLOTS] = len;
 	if (!p->threaded)
 	{
-		pgbr_sha256_update(p->sha, p->slots[seq % RESTORE_SHA_SLOTS], len);
+		pgbr_filesum_update(p->sha, p->slots[seq % RESTORE_SHA_SLOTS], len);
 		p->submitted++;
 		return;
 	}
@@ -364,7 +364,7 @@ bool
 restore_sha_end(RestoreSha *p, uint8_t out[PGBR_SHA256_LEN], uint64_t *bytes, PgbrError *err)
 {
 	wait_stages(p, p->submitted);
-	pgbr_sha256_final(p->sha, out);
+	pgbr_filesum_final(p->sha, out);
 	*bytes = p->bytes;
 	if (p->writing && p->werrno != 0)
 	{

@@ -6,6 +6,7 @@
 #include "pgbr_sink.h"
 #include "unit.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 
 static const char *const sha_empty =
@@ -250,6 +251,107 @@ test_hex(void)
 	}
 }
 
+/* the checksum of a file in a backup, computed here from its definition */
+static void
+filesum_expected(const uint8_t *data, uint64_t size, uint8_t out[PGBR_SHA256_LEN])
+{
+	uint64_t	n;
+	uint8_t    *cat;
+	size_t		taglen = strlen(PGBR_FILESUM_TAG);
+
+	if (size <= PGBR_FILESUM_PIECE)
+	{
+		pgbr_sha256(data, (size_t) size, out);
+		return;
+	}
+	n = (size + PGBR_FILESUM_PIECE - 1) / PGBR_FILESUM_PIECE;
+	cat = malloc(taglen + (size_t) n * PGBR_SHA256_LEN);
+	memcpy(cat, PGBR_FILESUM_TAG, taglen);
+	for (uint64_t i = 0; i < n; i++)
+	{
+		uint64_t	off = i * PGBR_FILESUM_PIECE;
+		uint64_t	len = size - off < PGBR_FILESUM_PIECE ? size - off : PGBR_FILESUM_PIECE;
+
+		pgbr_sha256(data + off, (size_t) len, cat + taglen + i * PGBR_SHA256_LEN);
+	}
+	pgbr_sha256(cat, taglen + (size_t) n * PGBR_SHA256_LEN, out);
+	free(cat);
+}
+
+static void
+test_filesum(void)
+{
+	const uint64_t sizes[] = {0, 1, PGBR_FILESUM_PIECE - 1, PGBR_FILESUM_PIECE,
+		PGBR_FILESUM_PIECE + 1, 2 * PGBR_FILESUM_PIECE + 12345};
+	uint64_t	max = sizes[PGBR_LENGTHOF(sizes) - 1];
+	uint8_t    *data = malloc((size_t) max);
+	PgbrError	err;
+	PgbrFileSum *fs;
+	uint8_t		want[PGBR_SHA256_LEN],
+				got[PGBR_SHA256_LEN],
+				plain[PGBR_SHA256_LEN];
+
+	for (uint64_t i = 0; i < max; i++)
+		data[i] = rnd();
+	pgbr_error_init(&err);
+	fs = pgbr_filesum_create(&err);
+	ok(fs != NULL, "filesum context created");
+	for (size_t k = 0; k < PGBR_LENGTHOF(sizes); k++)
+	{
+		uint64_t	size = sizes[k];
+		uint64_t	off = 0;
+		uint64_t	n = pgbr_filesum_pieces(size);
+		uint8_t		(*pieces)[PGBR_SHA256_LEN] = malloc((size_t) n * PGBR_SHA256_LEN);
+		PgbrSink   *sink;
+
+		filesum_expected(data, size, want);
+		/* odd chunks, so that piece boundaries fall inside them */
+		while (off < size)
+		{
+			uint64_t	len = size - off < 1000003 ? size - off : 1000003;
+
+			pgbr_filesum_update(fs, data + off, (size_t) len);
+			off += len;
+		}
+		pgbr_filesum_final(fs, got);
+		is_mem(got, want, PGBR_SHA256_LEN, "filesum of %" PRIu64 " bytes, streamed", size);
+
+		/* the pieces' digests combined give the same */
+		for (uint64_t i = 0; i < n; i++)
+		{
+			uint64_t	poff = i * PGBR_FILESUM_PIECE;
+			uint64_t	plen = size - poff < PGBR_FILESUM_PIECE ? size - poff : PGBR_FILESUM_PIECE;
+
+			pgbr_sha256(data + poff, (size_t) plen, pieces[i]);
+		}
+		pgbr_filesum_combine(fs, (const uint8_t (*)[PGBR_SHA256_LEN]) pieces, size, got);
+		is_mem(got, want, PGBR_SHA256_LEN, "filesum of %" PRIu64 " bytes, from %" PRIu64 " piece(s)",
+			   size, n);
+		free(pieces);
+
+		/* and the pipeline stage */
+		sink = pgbr_sink_filesum_create(NULL, &err);
+		ok(sink && pgbr_sink_write(sink, data, (size_t) size, &err) && pgbr_sink_finish(sink, &err),
+		   "filesum stage takes %" PRIu64 " bytes", size);
+		pgbr_sink_sha256_result(sink, got);
+		is_mem(got, want, PGBR_SHA256_LEN, "filesum stage of %" PRIu64 " bytes", size);
+		pgbr_sink_free(sink);
+
+		/* up to one piece it is the plain SHA-256, beyond it is not */
+		pgbr_sha256(data, (size_t) size, plain);
+		if (size <= PGBR_FILESUM_PIECE)
+			is_mem(want, plain, PGBR_SHA256_LEN, "%" PRIu64 " bytes: plain SHA-256", size);
+		else
+			ok(memcmp(want, plain, PGBR_SHA256_LEN) != 0, "%" PRIu64 " bytes: not the plain SHA-256",
+			   size);
+	}
+	is_int(pgbr_filesum_pieces(0), 1, "an empty file is one piece");
+	is_int(pgbr_filesum_pieces(PGBR_FILESUM_PIECE), 1, "a file of one piece's size is one piece");
+	is_int(pgbr_filesum_pieces(PGBR_FILESUM_PIECE + 1), 2, "one byte more is two pieces");
+	pgbr_filesum_free(fs);
+	free(data);
+}
+
 int
 main(void)
 {
@@ -257,5 +359,6 @@ main(void)
 	test_streaming();
 	test_sink();
 	test_hex();
+	test_filesum();
 	return done_testing();
 }
