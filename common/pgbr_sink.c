@@ -91,8 +91,9 @@ sha_destroy(PgbrSink *self)
 	pgbr_filesum_free(((ShaSink *) self)->fs);
 }
 
-static ShaSink *
-sha_sink_alloc(PgbrSink *next, PgbrError *err)
+/* file: the checksum of a file in a backup, else plain SHA-256 */
+static PgbrSink *
+sha_sink_create(PgbrSink *next, bool file, PgbrError *err)
 {
 	ShaSink    *s = pgbr_malloc(sizeof(ShaSink));
 
@@ -106,37 +107,25 @@ sha_sink_alloc(PgbrSink *next, PgbrError *err)
 	s->base.finish = sha_finish;
 	s->base.destroy = sha_destroy;
 	s->base.next = next;
-	return s;
+	if (file ? (s->fs = pgbr_filesum_create(err)) == NULL :
+		(s->ctx = pgbr_sha256_create(err)) == NULL)
+	{
+		pgbr_free(s);
+		return NULL;
+	}
+	return &s->base;
 }
 
 PgbrSink *
 pgbr_sink_sha256_create(PgbrSink *next, PgbrError *err)
 {
-	ShaSink    *s = sha_sink_alloc(next, err);
-
-	if (s == NULL)
-		return NULL;
-	if ((s->ctx = pgbr_sha256_create(err)) == NULL)
-	{
-		pgbr_free(s);
-		return NULL;
-	}
-	return &s->base;
+	return sha_sink_create(next, false, err);
 }
 
 PgbrSink *
 pgbr_sink_filesum_create(PgbrSink *next, PgbrError *err)
 {
-	ShaSink    *s = sha_sink_alloc(next, err);
-
-	if (s == NULL)
-		return NULL;
-	if ((s->fs = pgbr_filesum_create(err)) == NULL)
-	{
-		pgbr_free(s);
-		return NULL;
-	}
-	return &s->base;
+	return sha_sink_create(next, true, err);
 }
 
 void

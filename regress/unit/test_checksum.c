@@ -29,10 +29,7 @@ static uint64_t rng = 0x9E3779B97F4A7C15;
 static uint8_t
 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint8_t) (rng >> 24);
+	return unit_rnd(&rng);
 }
 
 static void

@@ -18,10 +18,7 @@ static uint64_t rng = 0xC0FFEE1234567ULL;
 static uint8_t
 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint8_t) (rng >> 24);
+	return unit_rnd(&rng);
 }
 
 static uint8_t *

@@ -17,10 +17,7 @@ static uint64_t rng = 0x2545F4914F6CDD1D;
 static uint8_t
 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint8_t) (rng >> 24);
+	return unit_rnd(&rng);
 }
 
 int

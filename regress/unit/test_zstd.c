@@ -16,10 +16,7 @@ static uint64_t rng;
 static uint8_t
 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint8_t) (rng >> 24);
+	return unit_rnd(&rng);
 }
 
 /* random (incompressible) or text-like (compressible, yet not trivial) */

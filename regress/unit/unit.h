@@ -22,6 +22,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,16 @@
 #else
 #define UNIT_PRINTF(f, a)
 #endif
+
+/* xorshift64: reproducible test data, the same bytes on every run */
+static inline uint8_t
+unit_rnd(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return (uint8_t) (*state >> 24);
+}
 
 static int	unit_count;
 static int	unit_passed;
