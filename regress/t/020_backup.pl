@@ -24,6 +24,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Digest::SHA qw(sha256_hex);
 use Time::HiRes qw(time usleep);
 
 use PgbrTest;
@@ -422,6 +423,54 @@ like(slurp_file($node->logfile, $log_off),
 is(manifest($damaged)->{$bad_rel}[11], '1,3', 'the manifest records the blocks');
 is(info($damaged)->{error_pages}, '1', 'pgbr_info shows one file with errors');
 sql('DROP TABLE damaged');
+
+###########################################################################
+# delta=y: a file whose content changed but not its size and mtime
+###########################################################################
+
+{
+	my $probe = 'pgbr_delta_probe';
+	my $path  = $node->data_dir . "/$probe";
+	my $old   = time() - 3600;
+	my $put   = sub {
+		my ($content) = @_;
+		open my $fh, '>', $path or die "$path: $!";
+		print $fh $content or die "$path: $!";
+		close $fh or die "$path: $!";
+		utime($old, $old, $path) or die "utime $path: $!";
+	};
+	my ($before, $after) = ('A' x 4096, 'B' x 4096);
+
+	$put->($before);
+	($ret, $out, $err) = try_sql("SELECT pgbr_backup('incr')");
+	is($ret, 0, 'delta: an incr with the probe file') or diag $err;
+	my $first = $out;
+	is(manifest($first)->{$probe}[5], sha256_hex($before), 'delta: the probe is copied with its checksum');
+
+	# same size, same (old) mtime, other bytes
+	$put->($after);
+	($ret, $out, $err) = try_sql("SELECT pgbr_backup('incr')");
+	is($ret, 0, 'delta: an incr with delta=n') or diag $err;
+	my $plain = manifest($out);
+	is($plain->{$probe}[7], $first,
+		'delta=n: same size and mtime make the changed file a reference (as in pgBackRest)');
+	is($plain->{$probe}[5], sha256_hex($before), 'delta=n: ... to the old content');
+
+	write_client_conf(delta => 'y');
+	$log_off = -s $node->logfile;
+	($ret, $out, $err) = try_sql("SELECT pgbr_backup('incr')");
+	is($ret, 0, 'delta: an incr with delta=y') or diag $err;
+	my $delta = manifest($out);
+	like(slurp_file($node->logfile, $log_off), qr/backup command begin .* --delta=y/,
+		'delta=y: the log shows the option');
+	is($delta->{$probe}[7], '-', 'delta=y: the changed file is copied');
+	is($delta->{$probe}[5], sha256_hex($after), 'delta=y: with the new content\'s checksum');
+	isnt($delta->{PG_VERSION}[7], '-', 'delta=y: an unchanged file stays a reference');
+	is($delta->{PG_VERSION}[5], $plain->{PG_VERSION}[5], 'delta=y: ... with its checksum');
+
+	write_client_conf();
+	unlink $path or die "$path: $!";
+}
 
 ###########################################################################
 # pg_cron runs the xmin-free form
