@@ -122,11 +122,10 @@ declare -A PGPORT=([pgbench]=54341 [random]=54342 [tables]=54343)
 CHECK_PORT=54349
 STANZA_PREFIX=bb-
 
-die()  { printf 'bench-backup: ERROR: %s\n' "$*" >&2; exit 1; }
-say()  { printf '==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
+BENCH_NAME=bench-backup
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 calc() { awk "BEGIN { printf \"%s\", $1 }"; }
-as_user() { runuser -u "$RUN_USER" -- "$@"; }
 in_list() { [[ ",$1," == *",$2,"* ]]; }
 
 # ---------------------------------------------------------------- checks
@@ -158,25 +157,6 @@ PGBR=$PG_BINDIR/pgbr
 
 SERVER_PIDS=()
 SAMPLER_PID=
-pid_alive() {
-	local st
-	[ -r "/proc/$1/stat" ] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-stop_pid() {   # pid: SIGTERM, wait up to 10 s, then SIGKILL
-	local pid=$1
-	[ -n "$pid" ] || return 0
-	pid_alive "$pid" || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		pid_alive "$pid" || return 0
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-}
-
 stop_clusters() {
 	local d
 	for d in "$BENCH"/pg-* "$BENCH"/restore/*; do
@@ -221,7 +201,6 @@ T_START=$EPOCHREALTIME
 mkdir -p "$BENCH"
 chown "$RUN_USER": "$BENCH"
 chmod 0755 "$BENCH"
-mk() { as_user mkdir -p "$@"; }
 mk "$BENCH/run" "$BENCH/certs" "$BENCH/pgbr/repo" "$BENCH/pgbr/log" \
 	"$BENCH/pgbackrest/repo" "$BENCH/pgbackrest/log-repo" "$BENCH/pgbackrest/log-pg" \
 	"$BENCH/pgbackrest/lock-repo" "$BENCH/pgbackrest/lock-pg" "$BENCH/out" "$BENCH/restore" "$BENCH/logs"
@@ -233,28 +212,6 @@ BUSY=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 20 { printf "%s(%s%%) ", $2, 
 
 # ---------------------------------------------------------------- ports
 
-# busy: something listens, or any socket (even a client's) uses the port
-port_busy() {
-	if command -v ss >/dev/null; then
-		[ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ] && return 0
-	fi
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-declare -A TAKEN=()
-free_port() {   # variable: a free TCP port on 127.0.0.1, not given out before
-	local p
-	for _ in $(seq 1 200); do
-		# below Linux's ephemeral range (32768-60999) that clients draw from
-		p=$((20000 + RANDOM % 12000))
-		[ -n "${TAKEN[$p]:-}" ] && continue
-		if ! port_busy "$p"; then
-			TAKEN[$p]=1
-			printf -v "$1" '%s' "$p"
-			return 0
-		fi
-	done
-	die "no free TCP port found"
-}
 free_port PGBR_PORT
 free_port PBR_REPO_PORT
 free_port PBR_PG_PORT
@@ -264,25 +221,10 @@ info "ports: pgbr-server $PGBR_PORT, pgBackRest server (repository side) $PBR_RE
 
 say "certificates (CA, backup-srv, pg1-srv; both also name localhost and 127.0.0.1)"
 C=$BENCH/certs
-ossl() {
-	local out
-	out=$(as_user openssl "$@" 2>&1) || { printf '%s\n' "$out" >&2; die "openssl $1 failed"; }
-}
-ossl req -new -x509 -days 2 -nodes -newkey rsa:2048 -subj "/CN=bench-ca" \
-	-keyout "$C/ca.key" -out "$C/ca.crt"
-for host in backup-srv pg1-srv; do
-	printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' "$host" |
-		as_user tee "$C/$host.ext" >/dev/null
-	ossl req -new -nodes -newkey rsa:2048 -subj "/CN=$host" -keyout "$C/$host.key" -out "$C/$host.csr"
-	ossl x509 -req -days 2 -in "$C/$host.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" \
-		-CAcreateserial -extfile "$C/$host.ext" -out "$C/$host.crt"
-	rm -f "$C/$host.csr" "$C/$host.ext"
-done
-as_user chmod 0600 "$C"/*.key
+make_certs "$C"
 
 # ---------------------------------------------------------------- configuration files
 
-writef() { as_user tee "$1" >/dev/null; as_user chmod 0640 "$1"; }
 stanza() { printf '%s%s' "$STANZA_PREFIX" "$1"; }
 
 writef "$BENCH/pgbr/server.conf" <<EOF
@@ -561,13 +503,6 @@ change_data() {   # dataset: the change between the full and the incr
 	esac
 }
 
-ready_count() {   # datadir: .ready files in archive_status
-	local n=0 f
-	for f in "$1"/pg_wal/archive_status/*.ready; do
-		[ -e "$f" ] && n=$((n + 1))
-	done
-	printf '%s' "$n"
-}
 
 wait_archived() {   # dataset: the archive_status queue drained
 	local d=$BENCH/pg-$1

@@ -60,12 +60,11 @@ declare -A PGPORT=([posix]=54361 [s3]=54362) SRV_PID=() R=()
 RGW=$(cd "$(dirname "$0")/.." && pwd)/regress/ceph-rgw.sh
 CEPH=$BENCH/ceph
 
-die()  { printf 'bench-s3: ERROR: %s\n' "$*" >&2; exit 1; }
-say()  { printf '==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
+BENCH_NAME=bench-s3
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 now_us() { local t=$EPOCHREALTIME; printf '%s' "${t/./}"; }
-as_user() { runuser -u "$RUN_USER" -- "$@"; }
 
 # ---------------------------------------------------------------- checks
 
@@ -90,13 +89,6 @@ INSTALLED=$(installed)
 
 # ---------------------------------------------------------------- cleanup
 
-pid_alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]; }
-stop_pid() {   # SIGTERM, up to 10 s, SIGKILL
-	[ -n "${1:-}" ] && pid_alive "$1" || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	for _ in $(seq 1 100); do pid_alive "$1" || return 0; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null || true
-}
 stop_all() {
 	local d f p
 	for d in "$BENCH"/pg-* "$BENCH"/restore-*; do
@@ -137,9 +129,6 @@ info "load average at start: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs; $(
 
 # ---------------------------------------------------------------- Ceph
 
-port_busy() {
-	[ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ] || (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 say "Ceph RADOS Gateway ($RGW)"
 "$RGW" install >"$BENCH/ceph-install.log" 2>&1 || { cat "$BENCH/ceph-install.log" >&2; die "ceph-rgw.sh install failed"; }
 while port_busy "$CEPH_PORT" || port_busy $((CEPH_PORT + 1)) || port_busy $((CEPH_PORT + 2)); do
@@ -156,18 +145,8 @@ info "S3 on $PGBR_S3_ENDPOINT, bucket $BUCKET"
 
 say "certificates, configuration, pgbr-servers"
 C=$BENCH/certs
-ossl() { local o; o=$(as_user openssl "$@" 2>&1) || { printf '%s\n' "$o" >&2; die "openssl $1 failed"; }; }
-ossl req -new -x509 -days 2 -nodes -newkey rsa:2048 -subj "/CN=bench-ca" -keyout "$C/ca.key" -out "$C/ca.crt"
-for host in backup-srv pg1-srv; do
-	printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' "$host" |
-		as_user tee "$C/$host.ext" >/dev/null
-	ossl req -new -nodes -newkey rsa:2048 -subj "/CN=$host" -keyout "$C/$host.key" -out "$C/$host.csr"
-	ossl x509 -req -days 2 -in "$C/$host.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" \
-		-CAcreateserial -extfile "$C/$host.ext" -out "$C/$host.crt"
-done
-as_user chmod 0600 "$C"/*.key
+make_certs "$C"
 
-writef() { as_user tee "$1" >/dev/null; as_user chmod 0640 "$1"; }
 declare -A SRV_PORT=()
 pick_port() {   # a free port p with p+1 closed too (the paused clients' port), not near one picked before
 	local p q
@@ -243,7 +222,6 @@ done
 # ---------------------------------------------------------------- clusters, burst
 
 psql_k() { local k=$1; shift; as_user "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH/run" -p "${PGPORT[$k]}" -d postgres "$@"; }
-ready_count() { find "$1/pg_wal/archive_status" -name '*.ready' | wc -l; }
 
 say "clusters; WAL burst in each (pgbench -i -s $SCALE, $ROWS md5 rows), archiving paused"
 for k in "${KINDS[@]}"; do

@@ -63,13 +63,12 @@ declare -A PGPORT=([pgbr]=54331 [sync]=54332 [async]=54333)
 declare -A R_SEGS R_SECS R_FIRST R_CAPPED R_FAILED R_SRV_HWM R_SRV_RSS R_SRV_CPU R_CLI_CPU \
 	R_SYS_CPU R_REPO R_REPO_FILES R_PGLOG R_SRVLOG R_STEADY R_VERIFY
 
-die()  { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
-say()  { printf '==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 now()  { printf '%s' "$EPOCHREALTIME"; }
 now_us() { local t=$EPOCHREALTIME; printf '%s' "${t/./}"; }
 calc() { awk "BEGIN { printf \"%s\", $1 }"; }
-as_user() { runuser -u "$RUN_USER" -- "$@"; }
 
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -99,25 +98,6 @@ CLK_TCK=$(getconf CLK_TCK)
 
 SERVER_PID=
 SAMPLER_PID=
-pid_alive() {
-	local st
-	[ -r "/proc/$1/stat" ] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-stop_pid() {   # pid: SIGTERM, wait up to 10 s, then SIGKILL
-	local pid=$1
-	[ -n "$pid" ] || return 0
-	pid_alive "$pid" || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		pid_alive "$pid" || return 0
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-}
-
 stop_clusters() {
 	local d
 	for d in "$BENCH"/pg-*; do
@@ -165,7 +145,6 @@ trap 'exit 130' INT TERM
 mkdir -p "$BENCH"
 chown "$RUN_USER": "$BENCH"
 chmod 0755 "$BENCH"
-mk() { as_user mkdir -p "$@"; }
 mk "$BENCH/run" "$BENCH/certs" "$BENCH/pgbr/repo" "$BENCH/pgbr/log" \
 	"$BENCH/pgbackrest/repo" "$BENCH/pgbackrest/log" "$BENCH/pgbackrest/lock" \
 	"$BENCH/pgbackrest/spool"
@@ -175,21 +154,6 @@ info "pgbr: $("$PG_BINDIR/pgbr" version 2>/dev/null || echo '?'); $("$PGBACKREST
 
 # ---------------------------------------------------------------- ports
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-declare -A TAKEN=()
-free_port() {   # variable: a free TCP port on 127.0.0.1, not given out before
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
-		[ -n "${TAKEN[$p]:-}" ] && continue
-		if ! port_busy "$p"; then
-			TAKEN[$p]=1
-			printf -v "$1" '%s' "$p"
-			return 0
-		fi
-	done
-	die "no free TCP port found"
-}
 free_port PGBR_PORT
 free_port PBR_PORT
 free_port CLOSED_PORT
@@ -199,30 +163,9 @@ info "ports: pgbr-server $PGBR_PORT, pgbackrest server $PBR_PORT, closed port fo
 
 say "certificates (CA, backup-srv, pg1-srv)"
 C=$BENCH/certs
-ossl() {
-	local out
-	out=$(as_user openssl "$@" 2>&1) || { printf '%s\n' "$out" >&2; die "openssl $1 failed"; }
-}
-ossl req -new -x509 -days 2 -nodes -newkey rsa:2048 -subj "/CN=bench-ca" \
-	-keyout "$C/ca.key" -out "$C/ca.crt"
-for host in backup-srv pg1-srv; do
-	if [ "$host" = backup-srv ]; then
-		san="DNS:backup-srv,DNS:localhost,IP:127.0.0.1"
-	else
-		san="DNS:pg1-srv"
-	fi
-	printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" |
-		as_user tee "$C/$host.ext" >/dev/null
-	ossl req -new -nodes -newkey rsa:2048 -subj "/CN=$host" -keyout "$C/$host.key" -out "$C/$host.csr"
-	ossl x509 -req -days 2 -in "$C/$host.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" \
-		-CAcreateserial -extfile "$C/$host.ext" -out "$C/$host.crt"
-	rm -f "$C/$host.csr" "$C/$host.ext"
-done
-as_user chmod 0600 "$C"/*.key
+make_certs "$C"
 
 # ---------------------------------------------------------------- configuration files
-
-writef() { as_user tee "$1" >/dev/null; as_user chmod 0640 "$1"; }
 
 # pgbr-server (repository host)
 writef "$BENCH/pgbr/server.conf" <<EOF
@@ -464,13 +407,6 @@ for c in "${CONFIGS[@]}"; do
 	[ "$bytes" -ge "$MIN_BYTES" ] || die "burst of $c is only $bytes bytes of WAL (< 1 GiB): raise PGBR_BENCH_ROWS/SCALE"
 done
 
-ready_count() {   # datadir: .ready files in archive_status
-	local n=0 f
-	for f in "$1"/pg_wal/archive_status/*.ready; do
-		[ -e "$f" ] && n=$((n + 1))
-	done
-	printf '%s' "$n"
-}
 
 # let every failing archiver finish its retries (3 x 1 s) and settle
 sleep 5
