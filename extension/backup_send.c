@@ -634,7 +634,10 @@ wait_listed(Stream *s, uint64 idx)
 		PgbrError	err;
 
 		if (idx < pg_atomic_read_u64(&s->shared->entries_ready))
+		{
+			pg_read_barrier();	/* pairs with publish()'s write barrier */
 			return true;
+		}
 		if (pg_atomic_read_u32(&s->shared->list_complete))
 		{
 			pg_read_barrier();

@@ -318,7 +318,11 @@ publish(Walker *w)
 	flush_buf(w->list_fd, &w->list_buf, w->list_path);
 	flush_buf(w->index_fd, &w->index_buf, w->index_path);
 	if (w->ready)
+	{
+		/* the writes above before the count (pg_atomic_write_u64 orders nothing) */
+		pg_write_barrier();
 		pg_atomic_write_u64(w->ready, w->result->nentries);
+	}
 }
 
 static void
