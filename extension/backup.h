@@ -177,9 +177,10 @@ extern PgbrConn *pgbr_backup_join(PgbrBackupShared *shared, const PgbrConfig *cf
  * file list: list_path holds one manifest line per entry, index_path one
  * (offset, length) record per line.  An unchanged file's line is already
  * the reference line to send.  Fills nentries, files and bytes totals.
- * When ready is not NULL, the count of entries already in both files is
- * stored there as the walk goes (and the total at its end), so that streams
- * can send them meanwhile.
+ * When shared is not NULL, the count of entries already in both files is
+ * stored in its entries_ready as the walk goes (and the total at its end),
+ * so that streams can send them meanwhile, with the files and bytes listed
+ * so far in files_total and bytes_total.
  */
 typedef struct PgbrWalkResult
 {
@@ -213,7 +214,7 @@ extern bool pgbr_walk_standby_path(const char *path);
 extern void pgbr_walk_build(const char *list_path, const char *index_path,
 							const char *prior_path, PgbrCompress compress,
 							PgbrWalkPart part, PgbrWalkResult *result,
-							pg_atomic_uint64 *ready);
+							PgbrBackupShared *shared);
 
 /*
  * Whether a data-directory path is a relation file whose pages carry

@@ -80,7 +80,7 @@ typedef struct Walker
 	PgbrCompress compress;
 	PgbrWalkPart part;
 	PgbrWalkResult *result;
-	pg_atomic_uint64 *ready;	/* entries published to the streams */
+	PgbrBackupShared *shared;	/* where the list is published, or NULL */
 
 	/* the prior manifest, read in step with the walk */
 	bool		prior_open;
@@ -317,11 +317,14 @@ publish(Walker *w)
 {
 	flush_buf(w->list_fd, &w->list_buf, w->list_path);
 	flush_buf(w->index_fd, &w->index_buf, w->index_path);
-	if (w->ready)
+	if (w->shared)
 	{
+		/* the totals so far, for pgbr_progress */
+		pg_atomic_write_u64(&w->shared->files_total, w->result->files);
+		pg_atomic_write_u64(&w->shared->bytes_total, w->result->bytes);
 		/* the writes above before the count (pg_atomic_write_u64 orders nothing) */
 		pg_write_barrier();
-		pg_atomic_write_u64(w->ready, w->result->nentries);
+		pg_atomic_write_u64(&w->shared->entries_ready, w->result->nentries);
 	}
 }
 
@@ -751,7 +754,7 @@ prior_open(Walker *w, const char *prior_path)
 void
 pgbr_walk_build(const char *list_path, const char *index_path, const char *prior_path,
 				PgbrCompress compress, PgbrWalkPart part, PgbrWalkResult *result,
-				pg_atomic_uint64 *ready)
+				PgbrBackupShared *shared)
 {
 	Walker		w;
 
@@ -760,7 +763,7 @@ pgbr_walk_build(const char *list_path, const char *index_path, const char *prior
 	w.result = result;
 	w.compress = compress;
 	w.part = part;
-	w.ready = ready;
+	w.shared = shared;
 	w.list_path = list_path;
 	w.index_path = index_path;
 	w.prior_fd = -1;

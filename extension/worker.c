@@ -567,11 +567,10 @@ copy_files(PgbrWalkPart part, int process_max, PgbrWalkResult *walk)
 										 Min(process_max - 1, PGBR_HELPERS_MAX), ws.helpers);
 	pgbr_walk_build(shared->list_path, shared->index_path,
 					ws.prior_path[0] ? ws.prior_path : NULL,
-					(PgbrCompress) shared->compress, part, walk, &shared->entries_ready);
+					(PgbrCompress) shared->compress, part, walk, shared);
+	/* the totals and the whole count are published already */
 	pg_memory_barrier();
 	pg_atomic_write_u32(&shared->list_complete, 1);
-	pg_atomic_write_u64(&shared->files_total, walk->files);
-	pg_atomic_write_u64(&shared->bytes_total, walk->bytes);
 	ereport(DEBUG1, (errmsg_internal("file list: " UINT64_FORMAT " entries, " UINT64_FORMAT " files, " UINT64_FORMAT " bytes, " UINT64_FORMAT " unchanged",
 									 walk->nentries, walk->files, walk->bytes, walk->references)));
 
