@@ -94,6 +94,16 @@ pgbr_filesum_create(PgbrError *err)
 	return fs;
 }
 
+/* the digest of the next piece goes to the root (the tag before the first) */
+static void
+filesum_add_digest(PgbrFileSum *fs, const uint8_t d[PGBR_SHA256_LEN])
+{
+	if (fs->closed == 0)
+		pgbr_sha256_update(fs->root, PGBR_FILESUM_TAG, strlen(PGBR_FILESUM_TAG));
+	pgbr_sha256_update(fs->root, d, PGBR_SHA256_LEN);
+	fs->closed++;
+}
+
 /* a full piece is followed by more data: its digest goes to the root */
 static void
 filesum_close_piece(PgbrFileSum *fs)
@@ -101,10 +111,7 @@ filesum_close_piece(PgbrFileSum *fs)
 	uint8_t		d[PGBR_SHA256_LEN];
 
 	pgbr_sha256_final(fs->piece, d);
-	if (fs->closed == 0)
-		pgbr_sha256_update(fs->root, PGBR_FILESUM_TAG, strlen(PGBR_FILESUM_TAG));
-	pgbr_sha256_update(fs->root, d, sizeof(d));
-	fs->closed++;
+	filesum_add_digest(fs, d);
 	fs->in_piece = 0;
 }
 
@@ -169,12 +176,10 @@ pgbr_filesum_combine(PgbrFileSum *fs, const uint8_t (*pieces)[PGBR_SHA256_LEN], 
 		memcpy(out, pieces[0], PGBR_SHA256_LEN);
 		return;
 	}
-	pgbr_sha256_final(fs->root, out);	/* resets it */
-	pgbr_sha256_update(fs->root, PGBR_FILESUM_TAG, strlen(PGBR_FILESUM_TAG));
-	pgbr_sha256_update(fs->root, pieces, (size_t) n * PGBR_SHA256_LEN);
+	for (uint64_t i = 0; i < n; i++)
+		filesum_add_digest(fs, pieces[i]);
 	pgbr_sha256_final(fs->root, out);
-	fs->in_piece = fs->closed = 0;
-	pgbr_sha256_final(fs->piece, (uint8_t[PGBR_SHA256_LEN]) {0});
+	fs->closed = 0;
 }
 
 void

@@ -46,7 +46,8 @@ extern uint64_t pgbr_filesum_pieces(uint64_t size);
 
 /*
  * The checksum of a file of size bytes from the SHA-256 of each of its
- * pieces (fs: a context to compute it with; it is reset)
+ * pieces, computed with fs, which must be between files (just created, or
+ * after a final) and is so again afterwards
  */
 extern void pgbr_filesum_combine(PgbrFileSum *fs, const uint8_t (*pieces)[PGBR_SHA256_LEN],
 								 uint64_t size, uint8_t out[PGBR_SHA256_LEN]);

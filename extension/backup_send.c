@@ -77,8 +77,8 @@ typedef struct Stream
 	size_t		list_len;		/* bytes in list_cache */
 
 	/*
-	 * The stages, kept for all files of the stream: read -> SHA-256 (sha,
-	 * reset by each final) -> [zst or zst_mt] -> DATA frames (data).  head
+	 * The stages, kept for all files of the stream: read -> checksum (sha, a
+	 * pgbr_filesum reset by each final) -> [zst or zst_mt] -> DATA frames (data).  head
 	 * is where the content of the file being sent goes.
 	 */
 	PgbrFileSum *sha;

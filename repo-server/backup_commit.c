@@ -112,10 +112,10 @@ merge_parts(Session *sess, BackupSession *b, Totals *t, StorageFile *out, PgbrEr
 	bool		ok;
 	PgbrManifestEntry prev;
 	bool		have_prev = false;
-	PgbrBuf		line;
+	PgbrBuf		gathered;	/* manifest lines not written yet */
 
 	memset(t, 0, sizeof(*t));
-	pgbr_buf_init(&line);
+	pgbr_buf_init(&gathered);
 	ok = list_scratch(sess, b, &sc, err);
 	for (int i = 0; ok && i < sc.n; i++)
 	{
@@ -181,29 +181,29 @@ merge_parts(Session *sess, BackupSession *b, Totals *t, StorageFile *out, PgbrEr
 		}
 		if (out)
 		{
-			pgbr_buf_put(&line, parts[best].line, parts[best].len);
-			pgbr_buf_put_u8(&line, '\n');
-			if (line.len >= MANIFEST_WRITE_SIZE)
+			pgbr_buf_put(&gathered, parts[best].line, parts[best].len);
+			pgbr_buf_put_u8(&gathered, '\n');
+			if (gathered.len >= MANIFEST_WRITE_SIZE)
 			{
-				if (!storage_write(out, line.data, line.len, err))
+				if (!storage_write(out, gathered.data, gathered.len, err))
 				{
 					ok = false;
 					break;
 				}
-				pgbr_buf_reset(&line);
+				pgbr_buf_reset(&gathered);
 			}
 		}
 		ok = part_advance(&parts[best], err);
 	}
-	if (ok && out && line.len > 0)
-		ok = storage_write(out, line.data, line.len, err);
+	if (ok && out && gathered.len > 0)
+		ok = storage_write(out, gathered.data, gathered.len, err);
 	for (int i = 0; i < n; i++)
 	{
 		pgbr_line_reader_free(&parts[i].reader);
 		storage_read_close(parts[i].r);
 	}
 	pgbr_free(parts);
-	pgbr_buf_release(&line);
+	pgbr_buf_release(&gathered);
 	return ok;
 }
 
