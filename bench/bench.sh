@@ -3,7 +3,9 @@
 # bench/bench.sh - WAL archiving throughput: pgbr against pgBackRest.
 #
 # One run measures three configurations on the same machine, each on its own
-# PostgreSQL 15 cluster holding the same generated WAL burst (>= 1 GiB):
+# PostgreSQL 15 cluster holding the same generated WAL burst (>= 1 GiB),
+# PGBR_BENCH_REPEAT rounds of each (every round from a copy of the cluster
+# taken after its burst, in an order that turns by one each round):
 #
 #   pgbr               archive_library = 'pgbr'  -> pgbr-server (mutual TLS)
 #   pgbackrest sync    archive_command = 'pgbackrest ... archive-push %p'
@@ -34,6 +36,7 @@
 # Environment:
 #   PGBR_BENCH_DIR          scratch directory (default /tmp/pgbr-bench)
 #   PGBR_BENCH_CAP          seconds per configuration at most (default 120)
+#   PGBR_BENCH_REPEAT       rounds (default 3; the tables give the median)
 #   PGBR_BENCH_SCALE        pgbench -i scale of the burst (default 50)
 #   PGBR_BENCH_ROWS         rows of the extra md5 table (default 4000000)
 #   PGBR_BENCH_PROCESS_MAX  pgbr process-max (default 2, like pgBackRest async)
@@ -44,6 +47,7 @@ set -euo pipefail
 
 BENCH=${PGBR_BENCH_DIR:-/tmp/pgbr-bench}
 CAP=${PGBR_BENCH_CAP:-120}
+REPEAT=${PGBR_BENCH_REPEAT:-3}
 SCALE=${PGBR_BENCH_SCALE:-50}
 ROWS=${PGBR_BENCH_ROWS:-4000000}
 PGBR_PROCESS_MAX=${PGBR_BENCH_PROCESS_MAX:-2}
@@ -61,7 +65,8 @@ CONFIGS=(pgbr sync async)
 declare -A LABEL=([pgbr]="pgbr (process-max=$PGBR_PROCESS_MAX)" [sync]="pgBackRest sync" [async]="pgBackRest async (process-max=2)")
 declare -A PGPORT=([pgbr]=54331 [sync]=54332 [async]=54333)
 declare -A R_SEGS R_SECS R_FIRST R_CAPPED R_FAILED R_SRV_HWM R_SRV_RSS R_SRV_CPU R_CLI_CPU \
-	R_SYS_CPU R_REPO R_REPO_FILES R_PGLOG R_SRVLOG R_STEADY R_VERIFY
+	R_SYS_CPU R_REPO R_REPO_FILES R_PGLOG R_SRVLOG R_STEADY R_VERIFY CAPPED_ANY FAILED_ALL
+declare -a ROUND_ORDER
 
 BENCH_NAME=bench
 # shellcheck source=bench/lib.sh
@@ -410,12 +415,62 @@ done
 
 # let every failing archiver finish its retries (3 x 1 s) and settle
 sleep 5
+declare -A READY
 for c in "${CONFIGS[@]}"; do
 	selected "$c" || continue
 	n=$(ready_count "$BENCH/pg-$c")
 	info "$c: $n segments ready to archive"
 	[ "$n" -ge "$MIN_SEGMENTS" ] || die "$c: only $n segments ready (< $MIN_SEGMENTS)"
+	READY[$c]=$n
 done
+
+# Every round starts each cluster from a copy of it taken here, stopped
+# cleanly with its burst still waiting, and from a repository without its
+# WAL, so that all rounds archive the same segments.
+say "copies of the clusters with their burst, for $REPEAT rounds"
+for c in "${CONFIGS[@]}"; do
+	selected "$c" || continue
+	as_user "$PG_BINDIR/pg_ctl" -D "$BENCH/pg-$c" -m fast -w -t 120 stop >/dev/null ||
+		die "cluster $c did not stop"
+	as_user cp -a "$BENCH/pg-$c" "$BENCH/snap-$c"
+	# the shutdown may have completed one more segment
+	READY[$c]=$(ready_count "$BENCH/snap-$c")
+	info "$c: $(du -sm "$BENCH/snap-$c" | cut -f1) MiB in $BENCH/snap-$c, ${READY[$c]} segments ready"
+done
+
+# the cluster back to its copy, archiving paused, nothing in the repository
+reset_config() {
+	local c=$1 d=$BENCH/pg-$c
+	rm -rf "$d"
+	as_user cp -a "$BENCH/snap-$c" "$d"
+	if [ "$c" = pgbr ]; then
+		as_user cp -p "$BENCH/pgbr/pgbr.conf.paused" "$PGBR_CONF"
+		rm -rf "$BENCH/pgbr/repo/$STANZA_PGBR/archive/"*
+	else
+		rm -rf "$BENCH/pgbackrest/repo/archive/${PBR_STANZA[$c]}/"*-*/ \
+			"$BENCH/pgbackrest/spool/archive/${PBR_STANZA[$c]}"
+	fi
+}
+
+start_round() {
+	local c n
+	for c in "${CONFIGS[@]}"; do
+		selected "$c" && reset_config "$c"
+	done
+	sync
+	for c in "${CONFIGS[@]}"; do
+		selected "$c" || continue
+		as_user "$PG_BINDIR/pg_ctl" -D "$BENCH/pg-$c" -l "$BENCH/pg-$c.log" -w -t 120 start >/dev/null ||
+			{ tail -20 "$BENCH/pg-$c.log" >&2; die "cluster $c did not start"; }
+	done
+	# as after the burst: the paused archivers try, fail and settle
+	sleep 5
+	for c in "${CONFIGS[@]}"; do
+		selected "$c" || continue
+		n=$(ready_count "$BENCH/pg-$c")
+		[ "$n" -eq "${READY[$c]}" ] || die "$c: $n segments ready after the reset, ${READY[$c]} before"
+	done
+}
 
 # ---------------------------------------------------------------- measurement helpers
 
@@ -644,6 +699,7 @@ measure() {
 	R_CLI_CPU[$c]=$(($(cpu_ticks "$arch_pid" children) - arch0))
 	st1=$(stat_archiver "$c")
 	R_FAILED[$c]=$(($(cut -d' ' -f2 <<<"$st1") - $(cut -d' ' -f2 <<<"$st0")))
+	FAILED_ALL[$c]=$((${FAILED_ALL[$c]:-0} + R_FAILED[$c]))
 	info "$c: ${R_SEGS[$c]}/$segs segments in ${R_SECS[$c]} s (first archived after ${R_FIRST[$c]} s)," \
 		"pg_stat_archiver archived +$(($(cut -d' ' -f1 <<<"$st1") - $(cut -d' ' -f1 <<<"$st0"))) failed +${R_FAILED[$c]}"
 
@@ -682,13 +738,13 @@ measure() {
 			--no-archive-async archive-get "$seg" "$got" >"$got.out" 2>&1 || true
 	fi
 	if [ ! -f "$got" ]; then
-		R_VERIFY[$c]="archive-get $seg FAILED: $(tail -1 "$got.out")"
+		R_VERIFY[$c]+="${R_VERIFY[$c]:+; }round $round: archive-get $seg FAILED: $(tail -1 "$got.out")"
 	elif [ ! -f "$d/pg_wal/$seg" ]; then
-		R_VERIFY[$c]="read back, but the original $seg is gone from pg_wal"
+		R_VERIFY[$c]+="${R_VERIFY[$c]:+; }round $round: read back, but the original $seg is gone from pg_wal"
 	elif cmp -s "$got" "$d/pg_wal/$seg"; then
-		R_VERIFY[$c]="ok ($seg)"
+		R_VERIFY[$c]+="${R_VERIFY[$c]:+; }round $round: ok ($seg)"
 	else
-		R_VERIFY[$c]="$seg DIFFERS from the original"
+		R_VERIFY[$c]+="${R_VERIFY[$c]:+; }round $round: $seg DIFFERS from the original"
 	fi
 	rm -f "$got"
 	stop_server
@@ -703,23 +759,47 @@ measure() {
 			grep -c -E '/[0-9A-F]{24}-[0-9a-f]{40}' || true)
 	fi
 
-	R_PGLOG[$c]=$(log_problems "$pglog" "$off" 'WARNING|ERROR|FATAL|PANIC|LOG:  pgbr' | head -200)
-	R_SRVLOG[$c]=$(log_problems "$srvlog" "$srvoff" 'ERROR|WARN|refus|FATAL' | head -200)
+	# what the logs said, over all rounds
+	t=$(log_problems "$pglog" "$off" 'WARNING|ERROR|FATAL|PANIC|LOG:  pgbr' | head -200)
+	[ -z "$t" ] || R_PGLOG[$c]+="${R_PGLOG[$c]:+$'\n'}$t"
+	t=$(log_problems "$srvlog" "$srvoff" 'ERROR|WARN|refus|FATAL' | head -200)
+	[ -z "$t" ] || R_SRVLOG[$c]+="${R_SRVLOG[$c]:+$'\n'}$t"
 }
 
-for c in sync async pgbr; do
-	selected "$c" && measure "$c"
+# Each round measures every configuration once, in an order that turns
+# by one each round, so that a machine that speeds up or slows down during
+# the run does not favour one of them; the tables give the median round.
+declare -A X_RATE X_SECS X_CPU
+ORDER=(sync async pgbr)
+for ((round = 1; round <= REPEAT; round++)); do
+	say "round $round/$REPEAT"
+	start_round
+	order=("${ORDER[@]:$(((round - 1) % 3))}" "${ORDER[@]:0:$(((round - 1) % 3))}")
+	ROUND_ORDER[$round]="${order[*]}"
+	for c in "${order[@]}"; do
+		selected "$c" || continue
+		measure "$c"
+		X_RATE[$c:$round]=$(calc "${R_SEGS[$c]} / ${R_SECS[$c]}")
+		X_SECS[$c:$round]=${R_SECS[$c]}
+		X_CPU[$c:$round]=$(awk -v a="${R_SRV_CPU[$c]}" -v b="${R_CLI_CPU[$c]}" -v n="${R_SEGS[$c]}" \
+			'BEGIN { if (n > 0) printf "%.3f", (a + b) / n; else print "-" }')
+		[ -z "${R_CAPPED[$c]}" ] || CAPPED_ANY[$c]="${CAPPED_ANY[$c]:-}round $round: ${R_CAPPED[$c]}; "
+	done
 done
 
 # ---------------------------------------------------------------- report
 
-rate() { [ -n "${R_SECS[$1]:-}" ] && calc "${R_SEGS[$1]} / ${R_SECS[$1]}" || echo ""; }
-ratio() {   # a b -> a/b formatted
-	local a b
-	a=$(rate "$1")
-	b=$(rate "$2")
-	if [ -z "$a" ] || [ -z "$b" ]; then echo "-"; return; fi
-	awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'
+# median of the arguments (the lower middle one when even)
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+measured() { [ -n "${X_RATE[$1:1]:-}" ]; }
+rates() { local r; for ((r = 1; r <= REPEAT; r++)); do echo "${X_RATE[$1:$r]}"; done; }
+rate() { median $(rates "$1"); }
+# a/b in one round
+round_ratio() { awk -v a="${X_RATE[$1:$3]}" -v b="${X_RATE[$2:$3]}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }'; }
+ratios() { local r; for ((r = 1; r <= REPEAT; r++)); do round_ratio "$1" "$2" "$r"; echo; done; }
+ratio() {   # a b -> median of the rounds' a/b, formatted
+	if ! measured "$1" || ! measured "$2"; then echo "-"; return; fi
+	printf '%.2fx' "$(median $(ratios "$1" "$2"))"
 }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
@@ -731,13 +811,34 @@ REPORT=$BENCH/results.txt
 	echo "       pgbr process-max=$PGBR_PROCESS_MAX archive-push-queue=$PGBR_QUEUE; pgBackRest async process-max=2"
 	echo "seconds: from switching archiving on (file fixed / ALTER SYSTEM, then pg_reload_conf) to no .ready left"
 	echo
+	echo "rounds: $REPEAT, each measuring every configuration once (order: ${ROUND_ORDER[*]/%/;}); the median round is given"
+	echo
 	printf '%-34s %8s %8s %8s %8s %9s %9s\n' configuration segments seconds "seg/s" "MiB/s" "vs sync" "vs async"
 	printf '%-34s %8s %8s %8s %8s %9s %9s\n' ---------------------------------- -------- -------- -------- -------- --------- ---------
 	for c in sync async pgbr; do
-		[ -n "${R_SECS[$c]:-}" ] || continue
-		printf '%-34s %8s %8.2f %8.2f %8.1f %9s %9s\n' "${LABEL[$c]}" "${R_SEGS[$c]}" "${R_SECS[$c]}" \
-			"$(rate "$c")" "$(calc "${R_SEGS[$c]} * 16 / ${R_SECS[$c]}")" "$(ratio "$c" sync)" "$(ratio "$c" async)"
+		measured "$c" || continue
+		secs=$(median $(for ((r = 1; r <= REPEAT; r++)); do echo "${X_SECS[$c:$r]}"; done))
+		printf '%-34s %8s %8.2f %8.2f %8.1f %9s %9s\n' "${LABEL[$c]}" "${R_SEGS[$c]}" "$secs" \
+			"$(rate "$c")" "$(calc "$(rate "$c") * 16")" "$(ratio "$c" sync)" "$(ratio "$c" async)"
 	done
+	echo
+	echo "per round: seg/s (CPU-seconds per segment)"
+	printf '%-6s' round
+	for c in sync async pgbr; do measured "$c" && printf ' %24s' "${LABEL[$c]:0:24}"; done
+	measured pgbr && measured sync && printf ' %10s' "pgbr/sync"
+	measured pgbr && measured async && printf ' %10s' "pgbr/async"
+	echo
+	for ((r = 1; r <= REPEAT; r++)); do
+		printf '%-6s' "$r"
+		for c in sync async pgbr; do
+			measured "$c" && printf ' %24s' "$(printf '%.2f (%s)' "${X_RATE[$c:$r]}" "${X_CPU[$c:$r]}")"
+		done
+		measured pgbr && measured sync && printf ' %9.2fx' "$(round_ratio pgbr sync "$r")"
+		measured pgbr && measured async && printf ' %9.2fx' "$(round_ratio pgbr async "$r")"
+		echo
+	done
+	echo
+	echo "last round, in detail:"
 	echo
 	printf '%-34s %9s %9s %11s %11s %10s %10s %9s %10s %12s %9s\n' configuration "1st arch" "seg/s>1st" "srv HWM" "srv RSS sum" \
 		"srv CPU s" "cli CPU s" "CPU s/seg" "sys CPU s" "repo size" "repo WAL"
@@ -757,37 +858,38 @@ REPORT=$BENCH/results.txt
 	echo " CPU s/seg: (srv CPU + cli CPU) / segments: what the machine must spend per segment;"
 	echo " sys CPU: CPU-seconds used by the whole machine during the measurement, other load included)"
 	for c in sync async pgbr; do
-		[ -n "${R_CAPPED[$c]:-}" ] && echo "NOTE: ${LABEL[$c]}: ${R_CAPPED[$c]}; its rate is from what it did"
-		[ "${R_FAILED[$c]:-0}" -gt 0 ] && echo "NOTE: ${LABEL[$c]}: pg_stat_archiver counted ${R_FAILED[$c]} failed attempts"
-		[ -n "${R_VERIFY[$c]:-}" ] && echo "${LABEL[$c]}: segment read back with archive-get: ${R_VERIFY[$c]}"
+		[ -n "${CAPPED_ANY[$c]:-}" ] && echo "NOTE: ${LABEL[$c]}: ${CAPPED_ANY[$c]}its rate is from what it did"
+		[ "${FAILED_ALL[$c]:-0}" -gt 0 ] && echo "NOTE: ${LABEL[$c]}: pg_stat_archiver counted ${FAILED_ALL[$c]} failed attempts"
+		[ -n "${R_VERIFY[$c]:-}" ] && echo "${LABEL[$c]}: a segment read back with archive-get: ${R_VERIFY[$c]}"
 		if [ -n "${R_SECS[$c]:-}" ] && [ "${R_REPO_FILES[$c]}" -lt "${R_SEGS[$c]}" ]; then
 			echo "NOTE: ${LABEL[$c]}: the repository holds ${R_REPO_FILES[$c]} WAL files for ${R_SEGS[$c]} archived"
 		fi
 	done
 	echo
-	if [ -n "${R_SECS[pgbr]:-}" ] && [ -n "${R_SECS[sync]:-}" ] && [ -n "${R_SECS[async]:-}" ]; then
-		vs=$(ratio pgbr sync)
-		va=$(ratio pgbr async)
-		goal() {   # a b factor
-			awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {
-				if (b <= 0) print "NOT EVALUATED (the pgBackRest run archived nothing)";
-				else print (a >= f * b) ? "MET" : "NOT MET" }'
+	if measured pgbr && measured sync && measured async; then
+		goal() {   # a b factor: on the median of the rounds' ratios, and how many rounds
+			local m k=0 r
+			m=$(median $(ratios "$1" "$2"))
+			for r in $(ratios "$1" "$2"); do
+				awk -v x="$r" -v f="$3" 'BEGIN { exit !(x >= f) }' && k=$((k + 1))
+			done
+			awk -v m="$m" -v f="$3" -v k="$k" -v n="$REPEAT" 'BEGIN {
+				if (m <= 0) print "NOT EVALUATED (the pgBackRest run archived nothing)";
+				else printf "%.2fx  %s (met in %d of %d rounds)\n", m, (m >= f) ? "MET" : "NOT MET", k, n }'
 		}
-		g1=$(goal "$(rate pgbr)" "$(rate sync)" 3)
-		g2=$(goal "$(rate pgbr)" "$(rate async)" 1.5)
-		echo "goal pgbr >= 3x pgBackRest sync:    $vs  $g1"
-		echo "goal pgbr >= 1.5x pgBackRest async: $va  $g2"
+		echo "goal pgbr >= 3x pgBackRest sync:    $(goal pgbr sync 3)"
+		echo "goal pgbr >= 1.5x pgBackRest async: $(goal pgbr async 1.5)"
 	fi
 } | tee "$REPORT"
 
 for c in sync async pgbr; do
 	[ -n "${R_SECS[$c]:-}" ] || continue
-	if [ -n "${R_PGLOG[$c]}" ]; then
+	if [ -n "${R_PGLOG[$c]:-}" ]; then
 		echo
 		echo "PostgreSQL log of ${LABEL[$c]} during the measurement ($(wc -l <<<"${R_PGLOG[$c]}") lines, first 10):"
 		head -10 <<<"${R_PGLOG[$c]}" | sed 's/^/    | /'
 	fi
-	if [ -n "${R_SRVLOG[$c]}" ]; then
+	if [ -n "${R_SRVLOG[$c]:-}" ]; then
 		echo
 		echo "server log of ${LABEL[$c]} during the measurement ($(wc -l <<<"${R_SRVLOG[$c]}") lines, first 10):"
 		head -10 <<<"${R_SRVLOG[$c]}" | sed 's/^/    | /'
