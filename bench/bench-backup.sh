@@ -611,7 +611,7 @@ sampler() {
 		for cls in "${!cur[@]}"; do
 			[ "${cur[$cls]}" -gt "${rsum[$cls]:-0}" ] && rsum[$cls]=${cur[$cls]}
 		done
-		sleep 0.1
+		nap 0.1
 	done
 	: >"$out"
 	for cls in "${!hwm[@]}"; do

@@ -326,14 +326,14 @@ for k in "${KINDS[@]}"; do
 	as_user mv -f "$BENCH/client-$k.conf.new" "$BENCH/client-$k.conf"
 	psql_k "$k" -c "SELECT pg_reload_conf()" >/dev/null
 	while :; do
-		left=$(ready_count "$d")
+		ready_count_to left "$d"
 		[ -z "$first" ] && [ "$left" -lt "$segs" ] && first=$(calc "$EPOCHREALTIME - $t0")
 		[ "$left" -eq 0 ] && break
-		if [ $(($(now_us) - t0us)) -ge $((CAP * 1000000)) ]; then
+		if [ $((${EPOCHREALTIME/./} - t0us)) -ge $((CAP * 1000000)) ]; then
 			R[wal-note/$k]="capped at $CAP s: $((segs - left))/$segs archived"
 			break
 		fi
-		sleep 0.05
+		nap 0.05
 	done
 	R[wal-s/$k]=$(calc "$EPOCHREALTIME - $t0")
 	cpu_end wal "$k"

@@ -63,6 +63,7 @@ STANZA_ASYNC=bench-async
 
 CONFIGS=(pgbr sync async)
 declare -A LABEL=([pgbr]="pgbr (process-max=$PGBR_PROCESS_MAX)" [sync]="pgBackRest sync" [async]="pgBackRest async (process-max=2)")
+declare -A SHORT=([pgbr]="pgbr" [sync]="pgBackRest sync" [async]="pgBackRest async")
 declare -A PGPORT=([pgbr]=54331 [sync]=54332 [async]=54333)
 declare -A R_SEGS R_SECS R_FIRST R_CAPPED R_FAILED R_SRV_HWM R_SRV_RSS R_SRV_CPU R_CLI_CPU \
 	R_SYS_CPU R_REPO R_REPO_FILES R_PGLOG R_SRVLOG R_STEADY R_VERIFY CAPPED_ANY FAILED_ALL
@@ -483,7 +484,8 @@ descendants() {
 	done
 }
 
-# Every 0.1 s (bash builtins only, so that sampling costs little):
+# Every 0.1 s (bash builtins only, nap instead of sleep, so that sampling
+# costs little):
 #   server processes: $1 and its descendants (session processes);
 #   client processes: the postmaster $2 and its descendants (the archiver,
 #     archive_command and what it starts), and orphans (children of pid 1)
@@ -563,7 +565,7 @@ sampler() {
 		done
 		[ "$sum" -gt "$max_sum" ] && max_sum=$sum
 		first=0
-		sleep 0.1
+		nap 0.1
 	done
 	for pid in "${!last[@]}"; do
 		case "${role[$pid]}" in
@@ -662,8 +664,8 @@ measure() {
 
 	R_CAPPED[$c]=""
 	while :; do
-		remaining=$(ready_count "$d")
-		t=$(now_us)
+		ready_count_to remaining "$d"
+		t=${EPOCHREALTIME/./}
 		if [ -z "$tfirst" ] && [ "$remaining" -lt "$segs" ]; then
 			tfirst=$t
 			nfirst=$((segs - remaining))
@@ -683,7 +685,7 @@ measure() {
 			R_CAPPED[$c]="FAILED: nothing archived in 30 s (see the log below)"
 			break
 		fi
-		sleep 0.05
+		nap 0.05
 	done
 
 	R_SEGS[$c]=$((segs - remaining))
@@ -824,7 +826,7 @@ REPORT=$BENCH/results.txt
 	echo
 	echo "per round: seg/s (CPU-seconds per segment)"
 	printf '%-6s' round
-	for c in sync async pgbr; do measured "$c" && printf ' %24s' "${LABEL[$c]:0:24}"; done
+	for c in sync async pgbr; do measured "$c" && printf ' %24s' "${SHORT[$c]}"; done
 	measured pgbr && measured sync && printf ' %10s' "pgbr/sync"
 	measured pgbr && measured async && printf ' %10s' "pgbr/async"
 	echo

@@ -33,11 +33,27 @@ stop_pid() {   # pid: SIGTERM, wait up to 10 s, then SIGKILL
 }
 
 ready_count() {   # datadir: .ready files in archive_status
-	local n=0 f
-	for f in "$1"/pg_wal/archive_status/*.ready; do
-		[ -e "$f" ] && n=$((n + 1))
-	done
+	local n
+	ready_count_to n "$1"
 	printf '%s' "$n"
+}
+
+# the same into the variable $1, without the subshell of $(ready_count)
+ready_count_to() {   # var datadir
+	local _n=0 _f
+	for _f in "$2"/pg_wal/archive_status/*.ready; do
+		[ -e "$_f" ] && _n=$((_n + 1))
+	done
+	printf -v "$1" '%s' "$_n"
+}
+
+# Sleeps $1 seconds without starting a process: sleep(1) is a fork and an
+# exec, which ten times a second in a sampling loop costs the measured
+# programs a few per cent of a core.  The read waits on a pipe nobody
+# writes to (opened read-write: no end of file), for the timeout.
+nap() {
+	[ -n "${NAP_FD:-}" ] || exec {NAP_FD}<> <(:)
+	read -r -t "$1" -u "$NAP_FD" _ || true
 }
 
 # openssl as RUN_USER; its output only when it fails
