@@ -74,6 +74,9 @@
 #      pgbench -T 30 (pgbench), 1 % more random rows (random), one UPDATE in
 #      every 100th table (tables); the change's WAL is archived by
 #      pgBackRest's archive-push (sync), the archiver in place then
+#   D. (pgbench) the database grown by PGBR_BENCH_GROW copies of
+#      pgbench_accounts, one more pgbr full backup: its memory against the
+#      first full backups' (flat as the database grows)
 #
 # Memory: every 0.1 s the process trees of the cluster, both servers and
 # this script are sampled; for pgbr's backup worker processes (backend_type
@@ -101,6 +104,10 @@
 #   PGBR_BENCH_REPEAT     repetitions of every full backup and restore
 #                         (default 3; the tables give the median, the
 #                         details every value; the incr runs once)
+#   PGBR_BENCH_GROW       copies of pgbench_accounts added after the
+#                         pgbench incr for one more pgbr full backup, whose
+#                         memory is compared with the first ones' (default
+#                         1, the database about doubles; 0: none)
 
 set -euo pipefail
 
@@ -113,6 +120,7 @@ RANDOM_MB=${PGBR_BENCH_RANDOM_MB:-1024}
 TABLES=${PGBR_BENCH_TABLES:-10000}
 KEEP=${PGBR_BENCH_KEEP:-0}
 REPEAT=${PGBR_BENCH_REPEAT:-3}
+GROW=${PGBR_BENCH_GROW:-1}
 RUN_USER=postgres
 PROCESS_MAX=2
 LEVEL=3
@@ -722,6 +730,21 @@ do_pgbr() {   # dataset full|incr
 	fi
 }
 
+# Memory as the database grows: the pgbench cluster gets GROW copies of
+# pgbench_accounts (archived by pgbr, the archiver in place after the pgbr
+# incr), then one pgbr full backup of it is sampled like the others.
+do_grown() {   # dataset
+	local ds=$1 i
+	for ((i = 1; i <= GROW; i++)); do
+		psql_ds "$ds" -c "CREATE TABLE accounts_copy_$i AS SELECT * FROM pgbench_accounts" >/dev/null
+	done
+	DBSIZE[grown/$ds]=$(psql_ds "$ds" -c "SELECT sum(pg_database_size(oid)) FROM pg_database")
+	wait_archived "$ds"
+	checkpoint "$ds"
+	CUR_DS=$ds
+	run_timed "grown/pgbr/$ds" "$BENCH/logs/pgbr-grown-$ds.log" psql_ds "$ds" -c "SELECT pgbr_backup('full')"
+}
+
 # 3 small files of a restored directory: deleted, appended to, overwritten
 # in place (same size, new mtime)
 SMALL_FILES=()
@@ -887,6 +910,10 @@ for ds in "${ALL_SETS[@]}"; do
 	info "${CHANGE[$ds]}"
 	do_pgbackrest "$ds" incr
 	do_pgbr "$ds" incr
+	if [ "$ds" = pgbench ] && [ "$GROW" -gt 0 ]; then
+		say "data set $ds: grown by $GROW copies of pgbench_accounts, then one pgbr full backup (memory)"
+		do_grown "$ds"
+	fi
 	wait_archived "$ds"
 	pg_stop "$ds"
 	CUR_DS=
@@ -1018,9 +1045,24 @@ REPORT=$BENCH/results.txt
 		alo=$(cut -d' ' -f2 <<<"$peaks" | sort -n | head -1)
 		ahi=$(cut -d' ' -f2 <<<"$peaks" | sort -n | tail -1)
 		flat=$(awk -v lo="$lo" -v hi="$hi" 'BEGIN { print (hi <= 1.25 * lo || hi - lo <= 8192) ? "yes" : "NO" }')
-		printf '%s: peak VmHWM %s..%s MiB, RssAnon %s..%s MiB over the full backups; flat as the data grows (max <= 1.25x min or within 8 MiB): %s\n' \
+		printf '%s: peak VmHWM %s..%s MiB, RssAnon %s..%s MiB over the full backups of the data sets; flat across them (max <= 1.25x min or within 8 MiB): %s\n' \
 			"$cls" "$(fmt_mib $((lo * 1024)))" "$(fmt_mib $((hi * 1024)))" "$(fmt_mib $((alo * 1024)))" "$(fmt_mib $((ahi * 1024)))" "$flat"
 	done
+	# flat as the same database grows: the pgbench full backups against the
+	# one after the database grew (the same rule)
+	if [ -n "${T[grown/pgbr/pgbench]:-}" ] && [ -n "${T[full/pgbr/pgbench]:-}" ]; then
+		printf 'as the database grows (pgbench, %s MiB -> %s MiB in databases, one full backup each):' \
+			"$((DBSIZE[pgbench] / 1048576))" "$((DBSIZE[grown/pgbench] / 1048576))"
+		for cls in pgbr-worker pgbr-helper; do
+			lo=${MEM[full/pgbr/pgbench/$cls]:-}
+			hi=${MEM[grown/pgbr/pgbench/$cls]:-}
+			[ -n "$lo" ] && [ -n "$hi" ] || continue
+			printf ' %s HWM %s -> %s MiB, flat: %s;' "$cls" "$(mem_of full/pgbr/pgbench "$cls" 1)" \
+				"$(mem_of grown/pgbr/pgbench "$cls" 1)" \
+				"$(awk -v a="${lo%% *}" -v b="${hi%% *}" 'BEGIN { print (b <= 1.25 * a || b - a <= 8192) ? "yes" : "NO" }')"
+		done
+		printf ' (%s s)\n' "$(fmt_s "${T[grown/pgbr/pgbench]}")"
+	fi
 	echo "restore memory (MiB, per process VmHWM): $(for ds in "${ALL_SETS[@]}"; do
 		[ -n "${T[restore/pgbr/$ds]:-}" ] && printf '%s pgbr %s / pgBackRest %s; ' "$ds" \
 			"$(mem_of "restore/pgbr/$ds" pgbr-tool 1)" "$(mem_of "restore/pgBackRest/$ds" pgbackrest 1)"
