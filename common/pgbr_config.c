@@ -500,43 +500,70 @@ pgbr_config_path(const PgbrConfig *cfg)
 	return cfg->path;
 }
 
-/* most specific entry for the option; NULL if only the default applies */
+/*
+ * Most specific entry for the option as seen from the given stanza (NULL:
+ * [global] only); NULL if only the default applies.
+ */
 static const Entry *
-effective(const PgbrConfig *cfg, const OptDef *def)
+effective_in(const PgbrConfig *cfg, const OptDef *def, const char *stanza)
 {
 	const Entry *e = find_entry(cfg, def, NULL);
 
-	if (e == NULL && cfg->stanza)
-		e = find_entry(cfg, def, cfg->stanza);
+	if (e == NULL && stanza)
+		e = find_entry(cfg, def, stanza);
 	if (e == NULL)
 		e = find_entry(cfg, def, "global");
 	return e;
 }
 
+static const Entry *
+effective(const PgbrConfig *cfg, const OptDef *def)
+{
+	return effective_in(cfg, def, cfg->stanza);
+}
+
 const char *
 pgbr_config_get(const PgbrConfig *cfg, const char *name)
+{
+	return pgbr_config_get_for(cfg, cfg->stanza, name);
+}
+
+int64_t
+pgbr_config_get_int(const PgbrConfig *cfg, const char *name)
+{
+	return pgbr_config_get_int_for(cfg, cfg->stanza, name);
+}
+
+bool
+pgbr_config_get_bool(const PgbrConfig *cfg, const char *name)
+{
+	return pgbr_config_get_bool_for(cfg, cfg->stanza, name);
+}
+
+const char *
+pgbr_config_get_for(const PgbrConfig *cfg, const char *stanza, const char *name)
 {
 	const OptDef *def = find_def(name);
 	const Entry *e;
 
 	if (def == NULL)
 		return NULL;
-	e = effective(cfg, def);
+	e = effective_in(cfg, def, stanza);
 	return e ? e->value : def->def;
 }
 
 int64_t
-pgbr_config_get_int(const PgbrConfig *cfg, const char *name)
+pgbr_config_get_int_for(const PgbrConfig *cfg, const char *stanza, const char *name)
 {
-	const char *v = pgbr_config_get(cfg, name);
+	const char *v = pgbr_config_get_for(cfg, stanza, name);
 
 	return v ? strtoll(v, NULL, 10) : 0;
 }
 
 bool
-pgbr_config_get_bool(const PgbrConfig *cfg, const char *name)
+pgbr_config_get_bool_for(const PgbrConfig *cfg, const char *stanza, const char *name)
 {
-	const char *v = pgbr_config_get(cfg, name);
+	const char *v = pgbr_config_get_for(cfg, stanza, name);
 
 	return v != NULL && strcmp(v, "y") == 0;
 }

@@ -45,6 +45,17 @@ extern const char *pgbr_config_get(const PgbrConfig *cfg, const char *name);
 extern int64_t pgbr_config_get_int(const PgbrConfig *cfg, const char *name);
 extern bool pgbr_config_get_bool(const PgbrConfig *cfg, const char *name);
 
+/*
+ * The same as seen from another stanza than the one set (pgbr-server, which
+ * serves every stanza from one configuration)
+ */
+extern const char *pgbr_config_get_for(const PgbrConfig *cfg, const char *stanza,
+									   const char *name);
+extern int64_t pgbr_config_get_int_for(const PgbrConfig *cfg, const char *stanza,
+									   const char *name);
+extern bool pgbr_config_get_bool_for(const PgbrConfig *cfg, const char *stanza,
+									 const char *name);
+
 /* values of a repeatable option; returns the count, *values owned by cfg */
 extern int	pgbr_config_get_list(const PgbrConfig *cfg, const char *name,
 								 const char *const **values);

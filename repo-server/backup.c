@@ -322,9 +322,12 @@ label_taken(Session *sess, const char *label, bool *taken, PgbrError *err)
 static void
 settings_for_backup(const Session *sess, BackupSession *b)
 {
-	b->bundling = pgbr_config_get_bool(sess->s->cfg, "repo1-bundle");
-	b->bundle_limit = (uint64_t) pgbr_config_get_int(sess->s->cfg, "repo1-bundle-limit");
-	b->bundle_max = (uint64_t) pgbr_config_get_int(sess->s->cfg, "repo1-bundle-size");
+	const PgbrConfig *cfg = sess->s->cfg;
+
+	/* a [stanza] section of the server's configuration overrides [global] */
+	b->bundling = pgbr_config_get_bool_for(cfg, sess->stanza, "repo1-bundle");
+	b->bundle_limit = (uint64_t) pgbr_config_get_int_for(cfg, sess->stanza, "repo1-bundle-limit");
+	b->bundle_max = (uint64_t) pgbr_config_get_int_for(cfg, sess->stanza, "repo1-bundle-size");
 }
 
 static bool

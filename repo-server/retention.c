@@ -92,8 +92,9 @@ bool
 retention_apply(const ServerSettings *s, Storage *st, const char *stanza, PgbrBuf *report,
 				PgbrError *err)
 {
-	const char *full_opt = pgbr_config_get(s->cfg, "repo1-retention-full");
-	const char *diff_opt = pgbr_config_get(s->cfg, "repo1-retention-diff");
+	/* a [stanza] section of the server's configuration overrides [global] */
+	const char *full_opt = pgbr_config_get_for(s->cfg, stanza, "repo1-retention-full");
+	const char *diff_opt = pgbr_config_get_for(s->cfg, stanza, "repo1-retention-diff");
 	BackupInfo *list;
 	int			n,
 				nfull = 0,

@@ -55,7 +55,21 @@ cmd_help(ToolContext *ctx, PgbrError *err)
 	printf("\nOptions (also read from the configuration file, default %s):\n"
 		   "  --config=PATH   configuration file (or PGBR_CONFIG)\n"
 		   "  --stanza=NAME   the stanza to act on\n"
-		   "  --NAME=VALUE    any option of the configuration file, e.g. --log-level-console=info\n",
+		   "  --NAME=VALUE    any option of the configuration file, e.g. --log-level-console=info\n"
+		   "  --NAME, --no-NAME  a boolean option set to y or n\n"
+		   "\nRestore options:\n"
+		   "  --set=LABEL               the backup to restore (default: the newest)\n"
+		   "  --delta                   reuse the files of pg1-path whose checksum matches\n"
+		   "  --force                   with --delta: trust size and modification time instead\n"
+		   "  --type=TYPE               default (recover to the end of the archive), immediate,\n"
+		   "                            time, xid, lsn, name, standby, preserve or none\n"
+		   "  --target=VALUE            the recovery target of --type=time|xid|lsn|name\n"
+		   "  --target-exclusive        stop just before the target\n"
+		   "  --target-action=ACTION    pause (default), promote or shutdown at the target\n"
+		   "  --target-timeline=TLI     recovery_target_timeline\n"
+		   "  --recovery-option=K=V     a setting for postgresql.auto.conf (repeatable)\n"
+		   "  --tablespace-map=OID=DIR  restore a tablespace elsewhere (repeatable)\n"
+		   "\nThe configuration reference is in README.md.\n",
 		   PGBR_CONFIG_DEFAULT_PATH);
 	return 0;
 }

@@ -270,8 +270,7 @@ restore_options(ToolContext *ctx, Restore *r, PgbrError *err)
 	 * pgBackRest's --force: with --delta, a file whose size and modification
 	 * time are the manifest's is kept without reading it.  Faster, and wrong
 	 * for a file changed in place within the same second or whose mtime was
-	 * set back: only on request.  (Until the option is registered in
-	 * common/pgbr_config.c, get_bool says n.)
+	 * set back: only on request.
 	 */
 	r->force = r->delta && pgbr_config_get_bool(ctx->cfg, "force");
 	r->process_max = (int) pgbr_config_get_int(ctx->cfg, "process-max");

@@ -11,7 +11,8 @@
 # backup, nothing is listed and the next backup works; a page corrupted
 # while the cluster was down is reported and recorded; pg_cron runs the
 # xmin-free form every minute; the last backup restores (pgbr restore) to
-# the same data.
+# the same data; retention set in the server's [demo] section overrides
+# its [global] one.
 #
 # To make a backup last long enough to be watched and cancelled, the test
 # switches to compress-level 19 with one process on a table of random text.
@@ -531,6 +532,34 @@ shared_preload_libraries = ''
 			'SELECT count(*), md5(string_agg(v, \',\' ORDER BY g)) FROM t') eq $expect,
 		'the restored cluster has the same data');
 	$restored->stop;
+}
+
+###########################################################################
+# Retention from the server's [demo] section, which overrides its [global]
+###########################################################################
+
+{
+	($ret, $out, $err) = try_sql("SELECT pgbr_backup('full')");
+	is($ret, 0, 'one more full backup') or diag $err;
+	my $newest = $out;
+	my @fulls = split /\n/,
+	  sql(q{SELECT label FROM pgbr_info() WHERE type = 'full' ORDER BY label});
+	cmp_ok(scalar(@fulls), '>=', 2, 'at least two full backups before the expire');
+	is($fulls[-1], $newest, 'the new full is the newest');
+
+	my $off = $server->log_size;
+	$server->rewrite_conf({ 'repo1-retention-full' => 99 },
+		{ demo => { 'repo1-retention-full' => 1 } });
+	$server->reload;
+	ok(defined $server->wait_for_log(qr/configuration reloaded/, $off),
+		'pgbr-server reloads its configuration');
+	my ($rc, $eout, $eerr) =
+	  PgbrTest::run_pgbr("--config=$conf", '--stanza=demo', 'expire');
+	is($rc, 0, 'pgbr expire') or diag $eerr;
+	like($eout, qr/expire full backup \Q$fulls[0]\E/,
+		'expire reports the oldest full as expired');
+	is(join(',', labels()), $newest,
+		'repo1-retention-full=1 of [demo] leaves the newest full alone ([global] says 99)');
 }
 
 is(progress_rows(), '0', 'no backup runs at the end');

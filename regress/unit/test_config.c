@@ -98,6 +98,15 @@ test_precedence(void)
 	pgbr_config_set_stanza(cfg, "nosection");
 	is_str(pgbr_config_get(cfg, "compress-level"), "5", "stanza without section: global value");
 
+	/* the same as seen from a stanza given per call (pgbr-server) */
+	is_str(pgbr_config_get_for(cfg, "demo", "compress-level"), "7", "get_for demo: its section");
+	is_int(pgbr_config_get_int_for(cfg, "other", "compress-level"), 9, "get_int_for other");
+	ok(!pgbr_config_get_bool_for(cfg, "other", "start-fast"), "get_bool_for other: n");
+	ok(pgbr_config_get_bool_for(cfg, "demo", "start-fast"), "get_bool_for demo: global y");
+	is_str(pgbr_config_get_for(cfg, NULL, "compress-level"), "5", "get_for NULL: global");
+	is_str(pgbr_config_get_for(cfg, "nosection", "pg1-path"), NULL, "get_for: unset stays unset");
+	is_str(pgbr_config_stanza(cfg), "nosection", "get_for leaves the set stanza alone");
+
 	/* command line overrides both */
 	pgbr_config_set_stanza(cfg, "demo");
 	pgbr_error_init(&err);
