@@ -23,3 +23,19 @@ pgbr_fsync_dir(const char *path, PgbrError *err)
 	close(fd);
 	return true;
 }
+
+void
+pgbr_start_writeback(int fd, uint64_t offset, uint64_t len)
+{
+	(void) sync_file_range(fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
+}
+
+void
+pgbr_writeback_step(int fd, uint64_t written, uint64_t *started, uint64_t every)
+{
+	if (written > *started && written - *started >= every)
+	{
+		pgbr_start_writeback(fd, *started, written - *started);
+		*started = written;
+	}
+}

@@ -240,16 +240,6 @@ posix_create(Storage *st, const char *path, int flags, PgbrError *err)
 	return f;
 }
 
-/* starts the writeback of what was written since the last kick (a hint) */
-static void
-kick_writeback(StorageFile *f)
-{
-	if (f->written > f->kicked)
-		(void) sync_file_range(f->fd, (off_t) f->kicked, (off_t) (f->written - f->kicked),
-							   SYNC_FILE_RANGE_WRITE);
-	f->kicked = f->written;
-}
-
 static bool
 posix_write(StorageFile *f, const void *data, size_t len, PgbrError *err)
 {
@@ -268,8 +258,8 @@ posix_write(StorageFile *f, const void *data, size_t len, PgbrError *err)
 		len -= (size_t) n;
 		f->written += (uint64_t) n;
 	}
-	if (f->deferred && f->written - f->kicked >= WRITEBACK_KICK)
-		kick_writeback(f);
+	if (f->deferred)
+		pgbr_writeback_step(f->fd, f->written, &f->kicked, WRITEBACK_KICK);
 	return true;
 }
 
@@ -311,7 +301,7 @@ posix_commit(StorageFile *f, const char *final, PgbrError *err)
 	}
 	if (f->deferred)
 	{
-		kick_writeback(f);
+		pgbr_writeback_step(f->fd, f->written, &f->kicked, 0);
 		ok = close(f->fd) == 0 ||
 			pgbr_error_errno(err, PGBR_ERR_FILE_WRITE, "could not close file \"%s\"", f->final);
 		f->fd = -1;

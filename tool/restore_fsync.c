@@ -16,6 +16,7 @@
  * by the ring.
  */
 #include "restore_fsync.h"
+#include "pgbr_file.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -54,13 +55,6 @@ restore_fsync_free(RestoreFsync *f)
 	pgbr_free(f);
 }
 
-void
-restore_fsync_start(int fd, uint64_t offset, uint64_t len)
-{
-	/* a hint: a failure shows at the fsync */
-	(void) sync_file_range(fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
-}
-
 /* fsyncs and closes the oldest file held */
 static bool
 sync_oldest(RestoreFsync *f, PgbrError *err)
@@ -87,7 +81,7 @@ restore_fsync_add(RestoreFsync *f, int fd, const char *name, PgbrError *err)
 		close(fd);
 		return false;
 	}
-	restore_fsync_start(fd, 0, 0);
+	pgbr_start_writeback(fd, 0, 0);
 	h = &f->held[(f->head + f->n) % RESTORE_FSYNC_RING];
 	h->fd = fd;
 	snprintf(h->name, sizeof(h->name), "%s", name);

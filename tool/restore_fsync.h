@@ -29,7 +29,4 @@ extern bool restore_fsync_add(RestoreFsync *f, int fd, const char *name, PgbrErr
 /* fsyncs and closes every file held: they are durable when it returns true */
 extern bool restore_fsync_drain(RestoreFsync *f, PgbrError *err);
 
-/* starts writeback of [offset, offset + len) of fd (0 len: to the end) */
-extern void restore_fsync_start(int fd, uint64_t offset, uint64_t len);
-
 #endif							/* RESTORE_FSYNC_H */

@@ -21,6 +21,7 @@
  */
 #include "restore_sha.h"
 #include "restore_fsync.h"
+#include "pgbr_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,12 +141,8 @@ write_slot(RestoreSha *p, const uint8_t *data, size_t len)
 		return;
 	}
 	p->written += len;
-	if (p->written - p->flushed >= WRITEBACK_AFTER)
-	{
-		/* so that the final fsync does not wait for the whole file */
-		restore_fsync_start(p->wfd, p->flushed, p->written - p->flushed);
-		p->flushed = p->written;
-	}
+	/* so that the final fsync does not wait for the whole file */
+	pgbr_writeback_step(p->wfd, p->written, &p->flushed, WRITEBACK_AFTER);
 }
 
 typedef struct StageArg
